@@ -1,0 +1,63 @@
+"""Engines by name, built lazily: a worker that never meets a scan never loads OCR models."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from handler.documents.pages import PageInput
+from handler.engines.base import Engine
+from handler.errors import EngineUnavailable
+from handler.settings import Settings
+
+TEXT_ENGINE = "text-layer"
+AUTO = "auto"
+
+
+def _text_layer(settings: Settings) -> Engine:
+    from handler.engines.text_layer import TextLayerEngine
+
+    return TextLayerEngine()
+
+
+def _rapidocr(settings: Settings) -> Engine:
+    from handler.engines.rapidocr_engine import RapidOcrEngine
+
+    return RapidOcrEngine()
+
+
+FACTORIES: dict[str, Callable[[Settings], Engine]] = {
+    TEXT_ENGINE: _text_layer,
+    "rapidocr": _rapidocr,
+}
+
+
+class EngineSet:
+    """The engines one worker uses, each built on first use and then kept."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Engine:
+        with self._lock:
+            if name not in self._built:
+                factory = FACTORIES.get(name)
+                if factory is None:
+                    known = ", ".join(sorted(FACTORIES))
+                    raise EngineUnavailable(f"unknown engine {name!r}; known here: {known}")
+                self._built[name] = factory(self._settings)
+            return self._built[name]
+
+    def for_page(self, page: PageInput, requested: str = AUTO) -> Engine:
+        """The engine for one page: a forced engine, or the text layer where it is usable."""
+        if requested != AUTO:
+            if requested == TEXT_ENGINE and page.pdf_page is None:
+                return self.get(self._settings.ocr_engine)  # an image has no text layer
+            return self.get(requested)
+        from handler.engines.routing import needs_ocr
+
+        if needs_ocr(page):
+            return self.get(self._settings.ocr_engine)
+        return self.get(TEXT_ENGINE)

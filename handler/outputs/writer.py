@@ -1,0 +1,143 @@
+"""Writing a document's outputs under its output prefix (DESIGN §2).
+
+Per-page files are written as pages complete and double as the resume checkpoint: a page
+counts as done when its ``pages/NNNN.json`` exists with the source version in its metadata
+(the JSON is written after the markdown). ``manifest.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from handler.outputs.elements import link_parents
+from handler.outputs.markdown import document_markdown
+from handler.storage.keys import page_key
+from handler.storage.objects import ObjectStore, StoredObject
+
+MARKDOWN_TYPE = "text/markdown; charset=utf-8"
+JSON_TYPE = "application/json"
+META_VERSION = "pagedrop-source-version"
+META_ENGINE = "pagedrop-engine"
+META_SECONDS = "pagedrop-seconds"
+
+
+@dataclass(slots=True)
+class PageOutput:
+    """One converted (or failed) page, as written or read back from its checkpoint."""
+
+    page_number: int
+    markdown: str
+    elements: list[dict[str, Any]]
+    engine: str
+    seconds: float = 0.0
+    error: str | None = None
+    resumed: bool = False
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+class OutputWriter:
+    """The outputs of one source version."""
+
+    def __init__(self, objects: ObjectStore, prefix: str, version: str) -> None:
+        self._objects = objects
+        self.prefix = prefix
+        self._version = version
+        self.written: dict[str, StoredObject] = {}
+
+    def load_checkpoints(self) -> dict[int, PageOutput]:
+        """Pages of this source version that an earlier attempt finished."""
+        done: dict[int, PageOutput] = {}
+        for key in self._objects.list_keys(f"{self.prefix}pages/"):
+            if not key.endswith(".json"):
+                continue
+            page = self._read_checkpoint(key)
+            if page is not None:
+                done[page.page_number] = page
+        return done
+
+    def _read_checkpoint(self, json_key: str) -> PageOutput | None:
+        found = self._objects.get(json_key)
+        if found is None:
+            return None
+        data, metadata = found
+        if metadata.get(META_VERSION) != self._version:
+            return None  # an older version's page: convert again
+        try:
+            number = int(json_key.rsplit("/", 1)[-1].removesuffix(".json"))
+            elements = json.loads(data)
+        except ValueError:
+            return None
+        md_key = json_key.removesuffix(".json") + ".md"
+        markdown = self._objects.get(md_key)
+        if markdown is None:
+            return None
+        self.written[json_key] = StoredObject.of(json_key, data)
+        self.written[md_key] = StoredObject.of(md_key, markdown[0])
+        return PageOutput(
+            page_number=number,
+            markdown=markdown[0].decode("utf-8"),
+            elements=elements,
+            engine=metadata.get(META_ENGINE, ""),
+            seconds=float(metadata.get(META_SECONDS, 0) or 0),
+            resumed=True,
+        )
+
+    def write_page(self, page: PageOutput) -> None:
+        """Write a page's markdown, then its elements (the checkpoint marker)."""
+        md_key = page_key(self.prefix, page.page_number, "md")
+        json_key = page_key(self.prefix, page.page_number, "json")
+        self._put(md_key, page.markdown.encode("utf-8"), MARKDOWN_TYPE)
+        metadata = {META_ENGINE: page.engine, META_SECONDS: f"{page.seconds:.3f}"}
+        if page.error is None:
+            # A failed page is written for the reader but is no checkpoint: retry it.
+            metadata[META_VERSION] = self._version
+        self._put(json_key, dumps(page.elements), JSON_TYPE, metadata)
+
+    def write_document(self, pages: list[PageOutput]) -> None:
+        """``document.md`` and ``elements.json`` from all pages, in page order."""
+        ordered = sorted(pages, key=lambda p: p.page_number)
+        elements = link_parents([e for p in ordered for e in p.elements])
+        self._put(
+            f"{self.prefix}document.md",
+            document_markdown([p.markdown for p in ordered]).encode("utf-8"),
+            MARKDOWN_TYPE,
+        )
+        self._put(f"{self.prefix}elements.json", dumps(elements), JSON_TYPE)
+
+    def remove_stale_pages(self, page_count: int) -> None:
+        """Delete page files beyond the page count (left by a longer older version)."""
+        stale = [
+            key
+            for key in self._objects.list_keys(f"{self.prefix}pages/")
+            if (_page_number(key) or 0) not in range(1, page_count + 1)
+        ]
+        if stale:
+            self._objects.delete_keys(stale)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> StoredObject:
+        """The completion signal: written last, listing every output with size and sha256."""
+        manifest = {
+            **manifest,
+            "outputs": [
+                {"key": o.key, "bytes": o.size, "sha256": o.sha256}
+                for o in sorted(self.written.values(), key=lambda o: o.key)
+            ],
+        }
+        return self._put(f"{self.prefix}manifest.json", dumps(manifest), JSON_TYPE)
+
+    def _put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> StoredObject:
+        stored = self._objects.put(key, data, content_type, metadata)
+        self.written[key] = stored
+        return stored
+
+
+def _page_number(key: str) -> int | None:
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return int(stem) if stem.isdigit() else None

@@ -1,0 +1,235 @@
+"""The worker's long-poll loop (DESIGN §1 steps 1, 2, 9, 10).
+
+Receive a batch, parse each body once, run its documents one after another, and settle
+each message by what happened: delete, leave for retry, look again later, or hand back.
+SIGTERM (or :meth:`Worker.stop`) stops receiving; the document in progress stops between
+pages, its finished pages stay checkpointed, and every unfinished message is made
+visible again at once, so the bound on shutdown is one page plus a few API calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from handler.aws import is_transient
+from handler.errors import PoisonMessage
+from handler.events.parse import parse_body
+from handler.worker.document import Disposition, DocumentProcessor, Outcome
+from handler.worker.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+# Backoff after a failed receive (the endpoint is down or throttling), seconds.
+RECEIVE_BACKOFF_S = (1, 2, 5, 10, 30)
+# A message left for retry becomes visible again after at most this long (seconds):
+# retries of a transient fault need not wait a whole visibility timeout.
+RETRY_DELAY_S = 30
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    messages: int = 0
+    documents: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: Outcome) -> None:
+        self.documents += 1
+        key = outcome.status.value if outcome.status else outcome.reason.split(":")[0]
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    """Polls one queue and processes what arrives until stopped."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        dlq_url: str,
+        processor: DocumentProcessor,
+        heartbeat: Heartbeat,
+        *,
+        wait_s: int = 20,
+        batch: int = 10,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._dlq_url = dlq_url
+        self._processor = processor
+        self._heartbeat = heartbeat
+        self._wait_s = wait_s
+        self._batch = batch
+        # Shared with the processor, which checks it between pages.
+        self._stopping = stop_event or threading.Event()
+        self.stats = WorkerStats()
+
+    # -- control -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop receiving; the current document stops between pages."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the worker gracefully (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self, *, max_idle_polls: int | None = None) -> WorkerStats:
+        """Poll until stopped (or, for batch runs, after ``max_idle_polls`` empty polls)."""
+        self._heartbeat.start()
+        idle = failures = 0
+        try:
+            while not self.stopping:
+                try:
+                    messages = self._receive()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    delay = RECEIVE_BACKOFF_S[min(failures, len(RECEIVE_BACKOFF_S) - 1)]
+                    failures += 1
+                    log.warning("receive failed, retrying in %ss: %s", delay, exc)
+                    self._stopping.wait(delay)
+                    continue
+                failures = 0
+                if not messages:
+                    idle += 1
+                    if max_idle_polls is not None and idle >= max_idle_polls:
+                        break
+                    continue
+                idle = 0
+                self.handle_batch(messages)
+        finally:
+            self._hand_back_all()
+            self._heartbeat.stop()
+        return self.stats
+
+    # -- one batch ---------------------------------------------------------------------
+
+    def _receive(self) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=self._wait_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        )
+        return list(response.get("Messages", []))
+
+    def handle_batch(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            self._heartbeat.hold(message["MessageId"], message["ReceiptHandle"])
+        for message in messages:
+            if self.stopping:
+                break  # the rest are handed back in run()'s finally
+            self.stats.messages += 1
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        message_id = message["MessageId"]
+        try:
+            parsed = parse_body(message.get("Body", ""))
+        except PoisonMessage as exc:
+            self._to_dead_letters(message, exc.reason)
+            self._settle(message, Disposition.DELETE)
+            return
+        if parsed.is_test_event:
+            log.info("s3:TestEvent deleted", extra={"message_id": message_id})
+            self._settle(message, Disposition.DELETE)
+            return
+        worst = Outcome(Disposition.DELETE, "no documents")
+        for ref in parsed.refs:
+            if self.stopping:
+                worst = Outcome(Disposition.HAND_BACK, "stopping")
+                break
+            outcome = self._processor.process(ref)
+            self.stats.count(outcome)
+            log.info(
+                "document %s",
+                outcome.reason,
+                extra={
+                    "pk": ref.pk,
+                    "disposition": outcome.disposition.value,
+                    "status": outcome.status.value if outcome.status else None,
+                },
+            )
+            worst = _worse(worst, outcome)
+        self._settle(message, worst.disposition, worst.delay_s)
+
+    def _settle(self, message: dict[str, Any], disposition: Disposition, delay_s: int = 0) -> None:
+        receipt = message["ReceiptHandle"]
+        self._heartbeat.drop(message["MessageId"])
+        if disposition is Disposition.DELETE:
+            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            return
+        delay = {
+            Disposition.RETRY: RETRY_DELAY_S,
+            Disposition.LATER: delay_s,
+            Disposition.HAND_BACK: 0,
+        }[disposition]
+        self._sqs.change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=max(0, delay)
+        )
+
+    def _to_dead_letters(self, message: dict[str, Any], reason: str) -> None:
+        """A poison body goes to the DLQ with its reason; it is never silently dropped."""
+        log.error(
+            "poison message to the DLQ: %s", reason, extra={"message_id": message["MessageId"]}
+        )
+        self._sqs.send_message(
+            QueueUrl=self._dlq_url,
+            MessageBody=message.get("Body", "") or json.dumps({"empty": True}),
+            MessageAttributes={
+                "pagedrop-reason": {"DataType": "String", "StringValue": reason[:1000]},
+                "pagedrop-source-message-id": {
+                    "DataType": "String",
+                    "StringValue": message["MessageId"],
+                },
+                "pagedrop-failed-at": {
+                    "DataType": "String",
+                    "StringValue": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+            },
+        )
+
+    def _hand_back_all(self) -> None:
+        """Make every message still held visible again (shutdown)."""
+        held = self._heartbeat.held()
+        for message_id, receipt in held.items():
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+            except Exception as exc:
+                log.warning("could not hand back %s: %s", message_id, exc)
+            self._heartbeat.drop(message_id)
+        if held:
+            log.info("handed back %d message(s)", len(held))
+
+
+_SEVERITY = {
+    Disposition.DELETE: 0,
+    Disposition.LATER: 1,
+    Disposition.RETRY: 2,
+    Disposition.HAND_BACK: 3,
+}
+
+
+def _worse(a: Outcome, b: Outcome) -> Outcome:
+    """A message with several documents is settled by its least finished one."""
+    return b if _SEVERITY[b.disposition] > _SEVERITY[a.disposition] else a
