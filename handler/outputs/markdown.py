@@ -20,7 +20,7 @@ _LIST_MARKER = re.compile(
 # anything that looks like an HTML tag.
 _BLOCK_START = re.compile(r"^(\s*)([#>|]|[-+*](?=\s))", re.MULTILINE)
 _ORDERED_START = re.compile(r"^(\s*\d+)([.)])(?=\s)", re.MULTILINE)
-_HTML_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_HTML_TAG = re.compile(r"<(?=/?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>|!--)")
 
 
 def escape(text: str) -> str:

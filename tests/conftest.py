@@ -1,0 +1,65 @@
+"""Shared fixtures: the embedded AWS endpoint over real HTTP, and a fresh stack per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handler.aws import Clients, make_clients
+from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
+from handler.local.resources import create_local_stack
+from handler.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+SAMPLES = Path(__file__).parent.parent / "samples"
+_stack_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[LocalEndpoint]:
+    with start_endpoint() as running:
+        yield running
+
+
+@pytest.fixture
+def stack_settings(endpoint: LocalEndpoint) -> Settings:
+    """A bucket, queues and table of their own for one test, created from template.yaml."""
+    n = next(_stack_numbers)
+    session = local_boto3_session()
+    raw = [endpoint.client(name, session) for name in ("s3", "sqs", "dynamodb")]
+    stack = create_local_stack(*raw, bucket=f"pagedrop-test-{n}", prefix=f"pagedrop-test-{n}")
+    return Settings(
+        bucket=stack.bucket,
+        input_prefix=stack.input_prefix,
+        output_prefix=stack.output_prefix,
+        queue_url=stack.queue_url,
+        dlq_url=stack.dlq_url,
+        table_name=stack.table_name,
+        endpoint_url=endpoint.url,
+        region=stack.region,
+        receive_wait_s=1,
+        heartbeat_interval_s=5,
+        worker_id=f"test-worker-{n}",
+    )
+
+
+@pytest.fixture
+def clients(stack_settings: Settings) -> Clients:
+    return make_clients(stack_settings, local_boto3_session())
+
+
+def drain(settings: Settings, clients: Clients, *, idle_polls: int = 2) -> object:
+    """Run a real worker on the stack's queue until it finds the queue empty; its stats."""
+    from handler.worker.build import build_worker
+
+    return build_worker(settings, clients).run(max_idle_polls=idle_polls)
+
+
+def upload(clients: Clients, settings: Settings, path: Path, relative: str) -> str:
+    """Upload a file under the input prefix (the S3 notification queues its event)."""
+    key = settings.input_prefix + relative
+    clients.s3.upload_file(str(path), settings.bucket, key)
+    return key
