@@ -13,6 +13,7 @@ from pathlib import Path
 from handler import __version__
 from handler.aws import is_transient
 from handler.documents.limits import Limits
+from handler.documents.messages import check_size
 from handler.documents.open import open_document
 from handler.engines.registry import EngineSet
 from handler.errors import BadInput, ErrorCategory, LeaseLost, TransientError
@@ -131,13 +132,7 @@ class DocumentProcessor:
 
     def _convert(self, ref: ObjectRef, info: ObjectInfo, out_prefix: str, claim: Claim) -> Status:
         started = time.monotonic()
-        if info.size == 0:
-            raise BadInput(ErrorCategory.CORRUPT, "The file is empty (0 bytes).")
-        if info.size > self._settings.max_bytes:
-            raise BadInput(
-                ErrorCategory.TOO_LARGE,
-                f"The file is {info.size:,} bytes; the limit is {self._settings.max_bytes:,}.",
-            )
+        check_size(info.size, self._settings.max_bytes)  # before downloading anything
         options = options_from_metadata(info.metadata, self._settings.engine)
         filename = ref.key.rsplit("/", 1)[-1]
         with tempfile.TemporaryDirectory(prefix="pagedrop-") as tmp:

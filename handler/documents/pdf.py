@@ -1,0 +1,125 @@
+"""PDF documents through PyMuPDF: open, check limits, hand out pages, render to RGB."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pymupdf
+
+from handler.documents.limits import Limits
+from handler.documents.messages import page_too_large, too_many_pages
+from handler.documents.pages import PageInput
+from handler.documents.raster import fit_rgb
+from handler.errors import BadInput, ErrorCategory
+
+POINTS_PER_INCH = 72
+
+# What PyMuPDF raises on a broken file: its own FileDataError/EmptyFileError are
+# RuntimeErrors, MuPDF's errors derive from FzErrorBase, some checks raise ValueError.
+_PDF_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
+
+ENCRYPTED_MESSAGE = "The PDF is password-protected; pagedrop cannot open it without the password."
+CORRUPT_MESSAGE = "The PDF is damaged and cannot be read."
+NO_PAGES_MESSAGE = "The PDF is damaged: it has no pages."
+
+
+def layout_size(rect: Any, dpi: int) -> tuple[int, int]:
+    """Pixel size of a page rectangle (PDF points, as displayed) at ``dpi``."""
+    scale = dpi / POINTS_PER_INCH
+    return max(1, round(rect.width * scale)), max(1, round(rect.height * scale))
+
+
+class PdfPages:
+    """The pages of one open PDF. Sizes are known (and checked) when it is opened."""
+
+    def __init__(
+        self, doc: Any, sizes: list[tuple[int, int]], *, dpi: int, filename: str, mime: str
+    ) -> None:
+        self._doc = doc
+        self._sizes = sizes
+        self._dpi = dpi
+        self._filename = filename
+        self._mime = mime
+
+    @property
+    def page_count(self) -> int:
+        return len(self._sizes)
+
+    def page(self, number: int) -> PageInput:
+        try:
+            pdf_page = self._doc.load_page(number - 1)
+        except _PDF_ERRORS as exc:
+            raise BadInput(
+                ErrorCategory.CORRUPT, f"Page {number} of the PDF is damaged and cannot be read."
+            ) from exc
+        width, height = self._sizes[number - 1]
+        scale = self._dpi / POINTS_PER_INCH
+        return PageInput(
+            number=number,
+            layout_width=width,
+            layout_height=height,
+            dpi=self._dpi,
+            scale=scale,
+            render=partial(_render, pdf_page, number, scale, width, height),
+            pdf_page=pdf_page,
+            filename=self._filename,
+            filetype=self._mime,
+        )
+
+    def close(self) -> None:
+        self._doc.close()
+
+
+def open_pdf(path: Path, limits: Limits, *, dpi: int, filename: str, mime: str) -> PdfPages:
+    """Open a PDF and check it: password, page count, pixels per page at ``dpi``."""
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except _PDF_ERRORS as exc:
+        raise BadInput(ErrorCategory.CORRUPT, CORRUPT_MESSAGE) from exc
+    try:
+        sizes = _checked_sizes(doc, limits, dpi)
+    except _PDF_ERRORS as exc:
+        doc.close()
+        raise BadInput(ErrorCategory.CORRUPT, CORRUPT_MESSAGE) from exc
+    except BaseException:
+        doc.close()
+        raise
+    return PdfPages(doc, sizes, dpi=dpi, filename=filename, mime=mime)
+
+
+def _checked_sizes(doc: Any, limits: Limits, dpi: int) -> list[tuple[int, int]]:
+    if doc.needs_pass:
+        raise BadInput(ErrorCategory.ENCRYPTED, ENCRYPTED_MESSAGE)
+    count = doc.page_count
+    if count == 0:
+        raise BadInput(ErrorCategory.CORRUPT, NO_PAGES_MESSAGE)
+    if count > limits.max_pages:
+        raise too_many_pages(count, limits.max_pages)
+    sizes = []
+    for index in range(count):
+        rect = doc.load_page(index).rect  # as displayed: rotation applied
+        width, height = layout_size(rect, dpi)
+        if width * height > limits.max_pixels_per_page:
+            raise page_too_large(index + 1, width, height, limits.max_pixels_per_page, dpi=dpi)
+        sizes.append((width, height))
+    return sizes
+
+
+def _render(page: Any, number: int, scale: float, width: int, height: int) -> np.ndarray:
+    """Render one page as displayed (rotation applied) straight to an RGB array."""
+    if page.parent is None:
+        raise RuntimeError("The document was closed before its page was rendered.")
+    try:
+        pix = page.get_pixmap(
+            matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False
+        )
+    except _PDF_ERRORS as exc:
+        raise BadInput(
+            ErrorCategory.CORRUPT, f"Page {number} of the PDF is damaged and cannot be drawn."
+        ) from exc
+    rows = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
+    arr = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
+    return fit_rgb(arr, width, height)

@@ -1,0 +1,157 @@
+"""Paragraphs for the text-layer engine: which lines and blocks make one element.
+
+- A text block whose first line continues the previous block's last line (in reading
+  order) is joined to it: on the same row beside it, or with the same font size, at most
+  ``PARAGRAPH_GAP`` line heights below it, overlapping it horizontally, the previous line
+  running to the right edge (``WRAP_SLACK``). PDF writers often put every line, or every
+  piece of a line, in a block of its own.
+- Consecutive lines of one kind form one element: a title's lines one ``Title``, a list
+  item and its continuation lines (indented ``LIST_INDENT`` past the bullet) one
+  ``ListItem``, body lines one ``NarrativeText`` until a paragraph ends (the next line is
+  indented by ``PARAGRAPH_INDENT`` font sizes, or the line before is ``SHORT_LINE`` font
+  sizes short of the edge and ends a sentence). Right-to-left text measures from the right.
+- Lines are joined with spaces (:func:`join_lines`): a hyphen at a line end before a
+  lowercase letter is removed and the word joined (so is a soft hyphen); before a capital
+  or a digit the hyphen stays and the words are joined ("COVID-19"); CJK lines are joined
+  without a space.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from handler.engines.base import ElementType
+from handler.engines.text_lines import Block, Line, LineKind, join_row, same_row
+from handler.engines.text_space import Frame
+
+LIST_INDENT = 2.0  # points a list item's continuation line is indented past its bullet
+PARAGRAPH_GAP = 0.7  # line heights between two blocks of one paragraph, at most
+PARAGRAPH_INDENT = 0.8  # font sizes of first-line indent that start a new paragraph
+SHORT_LINE = 3.0  # font sizes short of the right edge that end a paragraph (after . ! ? :)
+WRAP_SLACK = 2.0  # font sizes short of the right edge a wrapped line may end
+
+
+@dataclass(slots=True)
+class Placed:
+    """A block to place in reading order: text lines, or an image."""
+
+    bbox: tuple[float, float, float, float]
+    block: Block | None = None  # None for an image
+
+
+@dataclass(slots=True)
+class Run:
+    """Consecutive lines that become one element."""
+
+    type: ElementType
+    lines: list[Line] = field(default_factory=list)
+    level: int | None = None
+
+
+KIND_TYPE = {
+    LineKind.BODY: ElementType.NARRATIVE_TEXT,
+    LineKind.TITLE: ElementType.TITLE,
+    LineKind.BULLET: ElementType.LIST_ITEM,
+    LineKind.PAGE_NUMBER: ElementType.PAGE_NUMBER,
+}
+
+
+def join_blocks(items: list[Placed], rtl: bool, frame: Frame) -> list[Placed]:
+    """Join text blocks (in reading order) that continue each other; images stay apart."""
+    out: list[Placed] = []
+    for item in items:
+        last = out[-1] if out else None
+        if last is None or last.block is None or item.block is None:
+            out.append(item)
+            continue
+        a, b = last.block.lines[-1], item.block.lines[0]
+        if same_row(a, b, frame.rect) and a.kind is b.kind is LineKind.BODY:
+            lines = [*last.block.lines[:-1], join_row(a, b), *item.block.lines[1:]]
+        elif _flows_on(a, b, rtl):
+            lines = last.block.lines + item.block.lines
+        else:
+            out.append(item)
+            continue
+        block = Block(lines)
+        out[-1] = Placed(block.bbox, block)
+    return out
+
+
+def _flows_on(a: Line, b: Line, rtl: bool) -> bool:
+    if a.kind not in (LineKind.BODY, LineKind.BULLET) or b.kind is not LineKind.BODY:
+        return False
+    if abs(a.size - b.size) > 0.5:
+        return False
+    height = a.bbox[3] - a.bbox[1]
+    gap = b.bbox[1] - a.bbox[3]
+    if not -0.3 * height <= gap <= PARAGRAPH_GAP * height:
+        return False
+    overlap = min(a.bbox[2], b.bbox[2]) - max(a.bbox[0], b.bbox[0])
+    narrower = min(a.bbox[2] - a.bbox[0], b.bbox[2] - b.bbox[0])
+    if overlap < 0.5 * narrower:
+        return False
+    slack = WRAP_SLACK * a.size
+    return a.bbox[0] <= b.bbox[0] + slack if rtl else a.bbox[2] >= b.bbox[2] - slack
+
+
+def runs(block: Block, rtl: bool = False) -> list[Run]:
+    """The lines of a block grouped into elements."""
+    runs: list[Run] = []
+    for line in block.lines:
+        current = runs[-1] if runs else None
+        if current is not None and _continues(current, line, rtl):
+            current.lines.append(line)
+        else:
+            runs.append(Run(KIND_TYPE[line.kind], [line], line.level))
+    return runs
+
+
+def _continues(run: Run, line: Line, rtl: bool) -> bool:
+    first = run.lines[0]
+    if run.type is ElementType.LIST_ITEM and len(run.lines) == 1 and len(first.text) <= 2:
+        return line.kind is not LineKind.BULLET  # a bullet alone takes the next line
+    if line.kind is LineKind.TITLE:
+        return run.type is ElementType.TITLE and run.level == line.level
+    if line.kind is not LineKind.BODY:
+        return False
+    if run.type is ElementType.LIST_ITEM:
+        if rtl:
+            return line.bbox[2] <= first.bbox[2] - LIST_INDENT
+        return line.bbox[0] >= first.bbox[0] + LIST_INDENT
+    if run.type is not ElementType.NARRATIVE_TEXT:
+        return False
+    return not _new_paragraph(run, line, rtl)
+
+
+def _new_paragraph(run: Run, line: Line, rtl: bool) -> bool:
+    last = run.lines[-1]
+    size = max(last.size, 1.0)
+    if rtl:
+        indented = line.bbox[2] < last.bbox[2] - PARAGRAPH_INDENT * size
+        edge = min(min(x.bbox[0] for x in run.lines), line.bbox[0])
+        short = last.bbox[0] > edge + SHORT_LINE * size
+    else:
+        indented = line.bbox[0] > last.bbox[0] + PARAGRAPH_INDENT * size
+        edge = max(max(x.bbox[2] for x in run.lines), line.bbox[2])
+        short = last.bbox[2] < edge - SHORT_LINE * size
+    return indented or (short and last.text.endswith((".", "!", "?", ":")))
+
+
+def join_lines(first: str, second: str) -> str:
+    """Join two lines of one paragraph: a space, or a repaired hyphenation."""
+    if not first or not second:
+        return first or second
+    if first.endswith("\u00ad"):
+        return first[:-1] + second
+    if first.endswith("-") and len(first) >= 2 and first[-2].isalpha():
+        # "adip-" + "iscing": one word; "COVID-" + "19", "Jean-" + "Pierre": keep the hyphen
+        return first[:-1] + second if second[0].islower() else first + second
+    if _is_cjk(first[-1]) and _is_cjk(second[0]):
+        return first + second
+    return f"{first} {second}"
+
+
+def _is_cjk(char: str) -> bool:
+    name = unicodedata.name(char, "")
+    return name.startswith(("CJK", "HIRAGANA", "KATAKANA"))

@@ -1,0 +1,271 @@
+"""Lines of a PDF page's text layer, and what kind of line each is (for the text-layer engine).
+
+``page_blocks(pdf_page)`` reads ``get_text("dict")`` into blocks of :class:`Line` in text
+space (:class:`Frame`: PDF points on the displayed page, turned so that most text runs left
+to right); PyMuPDF's lines that lie on one row (justified text with wide gaps,
+superscripts, right-to-left runs) are joined into one line, in PyMuPDF's (logical) order.
+Then ``classify(blocks, sizes, frame.rect)`` marks every line as body text, a title (with
+a level), a list-item start or a page number:
+
+- The body font size is the size most characters on the page have (rounded to 0.5 pt).
+- A title is a line at least ``TITLE_SIZE_RATIO`` times the body size (and at most
+  ``TITLE_MAX_CHARS`` long), or a short bold line (at most ``BOLD_TITLE_MAX_CHARS``, at
+  least body size, not ending in ``,`` or ``;``) that starts its block or follows a title.
+  Levels 1..``MAX_TITLE_LEVEL`` rank the larger title sizes of the page from the largest;
+  bold body-size titles come after them.
+- A list item starts with a bullet (•, ▪, -, *, an en dash, …) or a number or letter marker
+  (``1.``, ``2)``, ``a)``, ``(iv)``) followed by a space. A bullet drawn as a glyph of its
+  own (often an unmapped symbol) is joined to the text beside it, as "•"; one or two
+  unmapped glyphs (U+FFFD, private use, control) starting a line are such a bullet too.
+- A page number is a line that is just a number (``12``, ``- 12 -``, ``xi``,
+  ``Page 3 of 9``) in the top or bottom ``MARGIN_SHARE`` of the page, or the top-most or
+  bottom-most line of the page within its outer ``OUTER_SHARE``.
+
+Titles are checked before list items (a large "2. Results" is a heading), list items
+before bold titles (a bold "1. Step" is a list item).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pymupdf
+
+from handler.engines.text_space import Frame, text_frame
+
+# Ligatures expanded, whitespace normalised, U+FFFD for glyphs without Unicode (no CID
+# codes passed off as characters), no image data in the dict (images come from
+# get_image_info), nothing outside the page.
+TEXT_FLAGS = pymupdf.TEXT_MEDIABOX_CLIP
+
+TITLE_SIZE_RATIO = 1.15
+TITLE_MAX_CHARS = 200
+BOLD_TITLE_MAX_CHARS = 80
+BOLD_TITLE_MIN_SIZE_RATIO = 0.95
+MAX_TITLE_LEVEL = 3
+MARGIN_SHARE = 0.08
+OUTER_SHARE = 0.2
+BULLET_JOIN_GAP = 24.0  # points between a lone bullet glyph and its text
+
+BULLET_CHARS = "•●▪■◦‣○∙·\u2043\u2013\u2014-*➢►▸▶✓✔❖◆◇□"
+_BULLET_RE = re.compile(
+    rf"^(?:[{re.escape(BULLET_CHARS)}]|\(?(?:\d{{1,3}}|[a-zA-Z]|[ivxIVX]{{1,4}})\)|\d{{1,3}}\.)\s"
+)
+_PAGE_NUMBER_RE = re.compile(
+    "^(?:page\\s+)?[-\u2013\u2014(\\[]?\\s*(?:\\d{1,4}|[ivxlcdm]{1,7})\\s*[-\u2013\u2014)\\]]?"
+    r"(?:\s*(?:of|/)\s*\d{1,4})?$",
+    re.IGNORECASE,
+)
+_UNMAPPED_BULLET_RE = re.compile("^[\ufffd\ue000-\uf8ff\x00-\x1f]{1,2} ?(?=\\w)")
+_BOLD_NAME_RE = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
+_BOLD_FLAG = 16
+_GLYPH_CATS = {"So", "Co", "Cc"}  # symbols, private use (Symbol/Wingdings), controls
+
+
+class LineKind(Enum):
+    BODY = "body"
+    TITLE = "title"
+    BULLET = "bullet"
+    PAGE_NUMBER = "page-number"
+
+
+@dataclass(slots=True)
+class Line:
+    text: str
+    bbox: tuple[float, float, float, float]  # text-space points
+    size: float  # the size most of its characters have
+    bold: bool
+    kind: LineKind = LineKind.BODY
+    level: int | None = None
+
+
+@dataclass(slots=True)
+class Block:
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        return union([line.bbox for line in self.lines])
+
+
+def union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def page_blocks(pdf_page: Any) -> tuple[list[Block], Counter[float], Frame]:
+    """The page's text blocks in text space (empty lines dropped), its font sizes by
+    character count, and the text space."""
+    raw_blocks = pdf_page.get_text("dict", flags=TEXT_FLAGS)["blocks"]
+    frame = text_frame(pdf_page, raw_blocks)
+    sizes: Counter[float] = Counter()
+    blocks = []
+    for raw in raw_blocks:
+        block = Block()
+        for raw_line in raw.get("lines", ()):
+            line = _line(raw_line, frame.to_text, sizes)
+            if line is None:
+                continue
+            if block.lines and same_row(block.lines[-1], line, frame.rect):
+                block.lines[-1] = join_row(block.lines[-1], line)
+            else:
+                block.lines.append(line)
+        if block.lines:
+            blocks.append(block)
+    _join_lone_bullets(blocks)
+    for block in blocks:
+        for line in block.lines:
+            line.text = _UNMAPPED_BULLET_RE.sub("• ", line.text)
+    return [b for b in blocks if b.lines], sizes, frame
+
+
+def same_row(a: Line, b: Line, page: Any) -> bool:
+    """``b`` is on ``a``'s row, beside it (either side), not above or below; a page number
+    beside a running header or footer (in the top or bottom margin of ``page``, the text
+    space rectangle) stays apart."""
+    if _PAGE_NUMBER_RE.match(a.text) or _PAGE_NUMBER_RE.match(b.text):
+        margin = MARGIN_SHARE * page.height
+        if a.bbox[3] <= page.y0 + margin or a.bbox[1] >= page.y1 - margin:
+            return False
+    overlap = min(a.bbox[3], b.bbox[3]) - max(a.bbox[1], b.bbox[1])
+    lower = min(a.bbox[3] - a.bbox[1], b.bbox[3] - b.bbox[1])
+    beside = b.bbox[0] >= a.bbox[2] - 1 or b.bbox[2] <= a.bbox[0] + 1
+    return overlap >= 0.5 * lower and beside
+
+
+def join_row(a: Line, b: Line) -> Line:
+    """One line from two pieces of a row, ``a`` first (logical order)."""
+    size = a.size if len(a.text) >= len(b.text) else b.size
+    return Line(f"{a.text} {b.text}", union([a.bbox, b.bbox]), size, a.bold and b.bold)
+
+
+def _line(raw: dict[str, Any], matrix: Any, sizes: Counter[float]) -> Line | None:
+    spans = [s for s in raw["spans"] if s["text"]]
+    text = " ".join("".join(s["text"] for s in spans).split())
+    if not text:
+        return None
+    weights: Counter[float] = Counter()
+    bold = True
+    for span in spans:
+        chars = len(span["text"].strip())
+        if not chars:
+            continue
+        size = round(span["size"] * 2) / 2
+        weights[size] += chars
+        bold = bold and bool(span["flags"] & _BOLD_FLAG or _BOLD_NAME_RE.search(span["font"]))
+    sizes.update(weights)
+    rect = pymupdf.Rect(raw["bbox"]) * matrix
+    size = weights.most_common(1)[0][0] if weights else 0.0
+    return Line(text, (rect.x0, rect.y0, rect.x1, rect.y1), size, bold and bool(weights))
+
+
+def _is_lone_glyph(text: str) -> bool:
+    """A single bullet-like glyph (not "-" or "*": those stand alone in table cells)."""
+    if len(text) != 1 or text in "-*":
+        return False
+    return text in BULLET_CHARS or text == "\ufffd" or unicodedata.category(text) in _GLYPH_CATS
+
+
+def _join_lone_bullets(blocks: list[Block]) -> None:
+    """A bullet drawn apart from its text (its own line or block) joins that text as "•"."""
+    lines = [line for block in blocks for line in block.lines]
+    joined: set[int] = set()
+    for marker in lines:
+        if not _is_lone_glyph(marker.text):
+            continue
+        target = _text_right_of(marker, [x for x in lines if id(x) not in joined])
+        if target is None:
+            continue
+        glyph = marker.text if marker.text in BULLET_CHARS else "•"
+        target.text = f"{glyph} {target.text}"
+        target.bbox = union([marker.bbox, target.bbox])
+        joined.add(id(marker))
+    for block in blocks:
+        block.lines = [line for line in block.lines if id(line) not in joined]
+
+
+def _text_right_of(marker: Line, lines: list[Line]) -> Line | None:
+    _, my0, mx1, my1 = marker.bbox
+    middle = (my0 + my1) / 2
+    best = None
+    for line in lines:
+        x0, y0, _, y1 = line.bbox
+        if line is marker or not (y0 <= middle <= y1) or not 0 <= x0 - mx1 <= BULLET_JOIN_GAP:
+            continue
+        if _is_lone_glyph(line.text):
+            continue
+        if best is None or x0 < best.bbox[0]:
+            best = line
+    return best
+
+
+def body_size(sizes: Counter[float]) -> float:
+    return sizes.most_common(1)[0][0] if sizes else 0.0
+
+
+def classify(blocks: list[Block], sizes: Counter[float], page: Any) -> None:
+    """Set ``kind`` and ``level`` of every line (see the module docstring); ``page`` is
+    the page's rectangle in text space."""
+    body = body_size(sizes)
+    lines = [line for block in blocks for line in block.lines]
+    if not lines:
+        return
+    top = min(line.bbox[1] for line in lines)
+    bottom = max(line.bbox[3] for line in lines)
+    for block in blocks:
+        previous: Line | None = None
+        for line in block.lines:
+            line.kind = _kind(line, previous, body, page, top, bottom)
+            previous = line
+    _set_levels(lines, body)
+
+
+def _kind(
+    line: Line, previous: Line | None, body: float, page: Any, top: float, bottom: float
+) -> LineKind:
+    text = line.text
+    _, y0, _, y1 = line.bbox
+    if _PAGE_NUMBER_RE.match(text):
+        height = max(page.height, 1e-9)
+        y0, y1 = (y0 - page.y0) / height, (y1 - page.y0) / height  # 0 top .. 1 bottom
+        in_margin = y1 <= MARGIN_SHARE or y0 >= 1 - MARGIN_SHARE
+        first = line.bbox[1] <= top + 0.5 and y1 <= OUTER_SHARE
+        last = line.bbox[3] >= bottom - 0.5 and y0 >= 1 - OUTER_SHARE
+        if in_margin or first or last:
+            return LineKind.PAGE_NUMBER
+    has_word = any(ch.isalnum() for ch in text)
+    if has_word and body and line.size >= body * TITLE_SIZE_RATIO and len(text) <= TITLE_MAX_CHARS:
+        return LineKind.TITLE
+    if _BULLET_RE.match(text):
+        return LineKind.BULLET
+    if (
+        has_word
+        and line.bold
+        and body
+        and line.size >= body * BOLD_TITLE_MIN_SIZE_RATIO
+        and len(text) <= BOLD_TITLE_MAX_CHARS
+        and not text.endswith((",", ";"))
+        and (previous is None or previous.kind is LineKind.TITLE)
+    ):
+        return LineKind.TITLE
+    return LineKind.BODY
+
+
+def _set_levels(lines: list[Line], body: float) -> None:
+    large = sorted(
+        {line.size for line in lines if line.kind is LineKind.TITLE and line.size > body},
+        reverse=True,
+    )
+    rank = {size: min(i + 1, MAX_TITLE_LEVEL) for i, size in enumerate(large)}
+    for line in lines:
+        if line.kind is LineKind.TITLE:
+            line.level = rank.get(line.size, min(len(large) + 1, MAX_TITLE_LEVEL))
