@@ -20,10 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pagedrop local --process samples --out pagedrop-out
 
-# Lint, then the whole test suite (unit and integration; no GPU, no network).
+# Lint and type-check, then the whole test suite (unit and integration; no GPU, no network).
 test: $(STAMP)
 	$(BIN)/ruff check handler tests scripts
 	$(BIN)/ruff format --check handler tests scripts
+	$(BIN)/mypy handler
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

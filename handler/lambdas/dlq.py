@@ -62,6 +62,7 @@ def _record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=_record_handler, processor=processor, context=context
     )
+    return dict(response)

@@ -150,8 +150,10 @@ class StatusStore:
         output_prefix: str,
         now: float,
     ) -> None:
-        same_version = before is not None and before.version == version_token(ref)
         stamp = utc_now_iso(now)
+        received = stamp
+        if before is not None and before.version == version_token(ref):
+            received = str(before.raw.get("received_at", stamp))
         item: dict[str, Any] = {
             "pk": ref.pk,
             "bucket": ref.bucket,
@@ -169,7 +171,7 @@ class StatusStore:
             "pages_total": 0,
             "pages_done": 0,
             "engine": [],
-            "received_at": before.raw.get("received_at", stamp) if same_version else stamp,
+            "received_at": received,
             "started_at": stamp,
             "updated_at": stamp,
             "output_prefix": output_prefix,
