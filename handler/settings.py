@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     )
     ocr_engine: OcrEngineName = "rapidocr"
     ocr_dpi: int = Field(default=200, ge=72, le=600, description="Render resolution for OCR.")
-    languages: tuple[str, ...] = ("eng",)
+    languages: tuple[str, ...] = Field(
+        default=(),
+        description="Languages declared for every document (ISO 639-3, comma-separated); "
+        "recorded in the elements' metadata. Per document: x-amz-meta-pagedrop-languages.",
+    )
 
     # Limits, enforced before heavy work.
     max_bytes: int = Field(default=512 * MIB, gt=0)
@@ -58,8 +62,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Bound on handing messages back after SIGTERM."
     )
 
-    # Work sizes and retention.
-    page_batch: int = Field(default=8, ge=1)
+    # Retention and identity.
     retention_days: int = Field(default=30, ge=1)
     worker_id: str = ""
 

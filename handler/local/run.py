@@ -7,6 +7,7 @@ a local folder, print a summary table, exit).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handler.aws import Clients, make_clients
+from handler.lambdas.dlq import mark_exhausted
 from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
 from handler.local.resources import LocalStack, create_local_stack
 from handler.settings import Settings
@@ -25,8 +27,11 @@ from handler.storage.keys import output_prefix_for, safe_relative_path
 from handler.worker.build import build_worker, status_store
 
 LOCAL_RECEIVE_WAIT_S = 1  # short polls: a local run should react at once
+DLQ_RECHECK_S = 3600  # a dead letter already marked is looked at again after this long
 STATUS_POLL_S = 0.5
 SKIP_NAMES = frozenset({".DS_Store", "LICENSES.md", "README.md"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,44 @@ def local_environment(
         yield LocalRun(endpoint, stack, settings, make_clients(settings, session))
 
 
+class DeadLetterWatcher:
+    """What the DLQ Lambda function does in AWS, as a thread: documents whose message ran
+    out of receives are marked FAILED/exhausted. Messages stay in the DLQ (for a redrive);
+    each is looked at again only after ``DLQ_RECHECK_S``."""
+
+    def __init__(self, settings: Settings, clients: Clients) -> None:
+        self._sqs = clients.sqs
+        self._url = settings.dlq_url
+        self._store = status_store(settings, clients)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dlq", daemon=True)
+
+    def __enter__(self) -> DeadLetterWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = self._sqs.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=LOCAL_RECEIVE_WAIT_S,
+                    VisibilityTimeout=DLQ_RECHECK_S,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                )
+                for message in response.get("Messages", []):
+                    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "")
+                    mark_exhausted(message["Body"], receives, self._store)
+            except Exception:
+                log.exception("dead-letter watcher failed; trying again")
+                self._stop.wait(STATUS_POLL_S)
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentSummary:
     source: Path
@@ -89,11 +132,12 @@ def process_folder(
     deadline = time.monotonic() + timeout_s
     items: dict[str, StatusItem | None] = {}
     try:
-        while time.monotonic() < deadline:
-            items = {k: store.get(f"{settings.bucket}/{k}") for k in keys}
-            if all(i is not None and i.status in FINAL_STATUSES for i in items.values()):
-                break
-            time.sleep(STATUS_POLL_S)
+        with DeadLetterWatcher(settings, clients):
+            while time.monotonic() < deadline:
+                items = {k: store.get(f"{settings.bucket}/{k}") for k in keys}
+                if all(i is not None and i.status in FINAL_STATUSES for i in items.values()):
+                    break
+                time.sleep(STATUS_POLL_S)
     finally:
         worker.stop()
         thread.join(timeout=60)
@@ -186,4 +230,5 @@ def serve(run: LocalRun, announce: Any = print) -> None:
     )
     worker = build_worker(run.settings, run.clients)
     worker.install_signal_handlers()
-    worker.run()
+    with DeadLetterWatcher(run.settings, run.clients):
+        worker.run()

@@ -18,6 +18,7 @@ class SourceContext:
     filename: str
     filetype: str
     version: str  # the source version token: element ids depend on it
+    languages: tuple[str, ...] = ()  # declared by the user (settings or object metadata)
 
 
 def element_id(version: str, page: int, element: Element) -> str:
@@ -57,8 +58,9 @@ def _element_dict(
         },
         "engine": result.engine,
     }
-    if result.languages:
-        metadata["languages"] = list(result.languages)
+    languages = result.languages or source.languages
+    if languages:
+        metadata["languages"] = list(languages)
     if element.type is ElementType.TITLE and element.level is not None:
         metadata["category_depth"] = max(0, element.level - 1)
     if element.text_as_html:

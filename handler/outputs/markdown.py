@@ -67,13 +67,13 @@ def failed_page_markdown(page_number: int, reason: str) -> str:
     return f"> **pagedrop:** page {page_number} could not be converted ({_one_line(reason)}).\n"
 
 
-def document_markdown(pages: list[str]) -> str:
-    """The whole document: pages in order, each after a page marker comment."""
+def document_markdown(pages: list[tuple[int, str]]) -> str:
+    """The whole document: (page number, page markdown) in order, each after a marker."""
     parts = [
         f"<!-- page {number} -->\n\n{body.strip()}\n"
         if body.strip()
         else f"<!-- page {number} -->\n"
-        for number, body in enumerate(pages, start=1)
+        for number, body in pages
     ]
     return "\n".join(parts)
 

@@ -104,7 +104,7 @@ class OutputWriter:
         elements = link_parents([e for p in ordered for e in p.elements])
         self._put(
             f"{self.prefix}document.md",
-            document_markdown([p.markdown for p in ordered]).encode("utf-8"),
+            document_markdown([(p.page_number, p.markdown) for p in ordered]).encode("utf-8"),
             MARKDOWN_TYPE,
         )
         self._put(f"{self.prefix}elements.json", dumps(elements), JSON_TYPE)

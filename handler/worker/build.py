@@ -52,4 +52,5 @@ def build_worker(settings: Settings, clients: Clients, engines: EngineSet | None
         wait_s=settings.receive_wait_s,
         batch=settings.receive_batch,
         stop_event=stop,
+        shutdown_grace_s=settings.shutdown_grace_s,
     )

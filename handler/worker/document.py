@@ -72,6 +72,7 @@ class DocumentProcessor:
         self._heartbeat = heartbeat
         self._worker_id = worker_id
         self._should_stop = should_stop
+        self._current: Claim | None = None
         self._limits = Limits(
             max_bytes=settings.max_bytes,
             max_pages=settings.max_pages,
@@ -79,6 +80,7 @@ class DocumentProcessor:
         )
 
     def process(self, ref: ObjectRef) -> Outcome:
+        """Take one document as far as it goes; never raises for a fault of AWS or the file."""
         try:
             out_prefix = output_prefix_for(
                 ref.key, self._settings.input_prefix, self._settings.output_prefix
@@ -87,10 +89,12 @@ class DocumentProcessor:
             return Outcome(Disposition.DELETE, f"ignored: {exc}")
         try:
             info = self._objects.head(ref)
+            ref = _with_head(ref, info)
+            result = self._status.claim(ref, self._worker_id, out_prefix)
         except ObjectChanged:
             return Outcome(Disposition.DELETE, "stale: the object changed or is gone")
-        ref = _with_head(ref, info)
-        result = self._status.claim(ref, self._worker_id, out_prefix)
+        except Exception as exc:
+            return _retry(exc, ref)
         if result.outcome is ClaimOutcome.BUSY:
             remaining = int(result.item.lease_until - time.time()) if result.item else 30
             return Outcome(Disposition.LATER, "busy: another worker holds it", max(remaining, 1))
@@ -99,7 +103,13 @@ class DocumentProcessor:
         assert result.claim is not None
         return self._work(ref, info, out_prefix, result.claim)
 
+    def abandon(self) -> None:
+        """Release the lease of the document in progress (a forced shutdown)."""
+        if self._current is not None:
+            self._release(self._current)
+
     def _work(self, ref: ObjectRef, info: ObjectInfo, out_prefix: str, claim: Claim) -> Outcome:
+        self._current = claim
         if self._heartbeat is not None:
             self._heartbeat.set_claim(claim)
         try:
@@ -120,13 +130,10 @@ class DocumentProcessor:
             self._release(claim)
             return Outcome(Disposition.HAND_BACK, "interrupted")
         except Exception as exc:
-            if isinstance(exc, TransientError) or is_transient(exc):
-                log.warning("transient fault, will retry: %s", exc, extra={"pk": ref.pk})
-            else:
-                log.exception("unexpected error (a bug), will retry", extra={"pk": ref.pk})
             self._release(claim)
-            return Outcome(Disposition.RETRY, f"error: {type(exc).__name__}")
+            return _retry(exc, ref)
         finally:
+            self._current = None
             if self._heartbeat is not None:
                 self._heartbeat.set_claim(None)
 
@@ -143,7 +150,12 @@ class DocumentProcessor:
                 path, self._limits, dpi=self._settings.ocr_dpi, filename=filename
             ) as document:
                 numbers = options.page_numbers(document.page_count)
-                source = SourceContext(filename, document.type.mime, version_token(ref))
+                source = SourceContext(
+                    filename,
+                    document.type.mime,
+                    version_token(ref),
+                    options.languages or self._settings.languages,
+                )
                 writer = OutputWriter(self._objects, out_prefix, source.version)
                 pages = writer.load_checkpoints()
                 pages = {n: p for n, p in pages.items() if n in numbers}
@@ -264,6 +276,15 @@ class DocumentProcessor:
             self._status.release(claim)
         except Exception as exc:  # the lease then simply runs out
             log.warning("could not release the lease: %s", exc, extra={"pk": claim.pk})
+
+
+def _retry(exc: Exception, ref: ObjectRef) -> Outcome:
+    """A fault (retry with backoff) or a bug (logged with its traceback, retried too)."""
+    if isinstance(exc, TransientError) or is_transient(exc):
+        log.warning("transient fault, will retry: %s", exc, extra={"pk": ref.pk})
+    else:
+        log.exception("unexpected error (a bug), will retry", extra={"pk": ref.pk})
+    return Outcome(Disposition.RETRY, f"error: {type(exc).__name__}")
 
 
 def _engines(pages: Iterable[PageOutput]) -> list[str]:

@@ -64,6 +64,7 @@ class Worker:
         wait_s: int = 20,
         batch: int = 10,
         stop_event: threading.Event | None = None,
+        shutdown_grace_s: float = 10.0,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -74,6 +75,8 @@ class Worker:
         self._batch = batch
         # Shared with the processor, which checks it between pages.
         self._stopping = stop_event or threading.Event()
+        self._finished = threading.Event()
+        self._grace_s = shutdown_grace_s
         self.stats = WorkerStats()
 
     # -- control -----------------------------------------------------------------------
@@ -87,9 +90,32 @@ class Worker:
         return self._stopping.is_set()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the worker gracefully (main thread only)."""
+        """SIGTERM and SIGINT stop the worker gracefully (main thread only).
+
+        The document in progress stops after its current page. Should that page take longer
+        than ``shutdown_grace_s``, a watchdog releases the lease, hands every held message
+        back and ends the process (exit status 0), so the bound on shutdown holds even for a
+        page stuck in an engine.
+        """
+
+        def on_signal(signum: int, frame: object) -> None:
+            if not self.stopping:
+                log.info("signal %s: stopping", signal.Signals(signum).name)
+                self.stop()
+                threading.Thread(target=self._watchdog, name="shutdown", daemon=True).start()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, on_signal)
+
+    def _watchdog(self) -> None:
+        if self._finished.wait(self._grace_s):
+            return
+        log.error(
+            "still busy %.0f s after the stop signal: handing back and exiting", self._grace_s
+        )
+        self._processor.abandon()
+        self._hand_back_all()
+        os._exit(0)
 
     def run(self, *, max_idle_polls: int | None = None) -> WorkerStats:
         """Poll until stopped (or, for batch runs, after ``max_idle_polls`` empty polls)."""
@@ -118,6 +144,7 @@ class Worker:
         finally:
             self._hand_back_all()
             self._heartbeat.stop()
+            self._finished.set()
         return self.stats
 
     # -- one batch ---------------------------------------------------------------------
@@ -138,7 +165,15 @@ class Worker:
             if self.stopping:
                 break  # the rest are handed back in run()'s finally
             self.stats.messages += 1
-            self._handle(message)
+            try:
+                self._handle(message)
+            except Exception as exc:
+                # Settling failed (or a bug): the message reappears; the worker goes on.
+                self._heartbeat.drop(message["MessageId"])
+                if is_transient(exc):
+                    log.warning("could not settle a message, it will reappear: %s", exc)
+                else:
+                    log.exception("unexpected error handling a message; it will reappear")
 
     def _handle(self, message: dict[str, Any]) -> None:
         message_id = message["MessageId"]

@@ -276,3 +276,33 @@ def test_a_new_version_replaces_the_outputs_of_the_old(
     outputs = _outputs(clients, stack_settings, key)
     assert json.loads(outputs["manifest.json"])["page_count"] == 1
     assert not any(name.startswith("pages/0002") for name in outputs)
+
+
+def test_object_metadata_chooses_engine_pages_and_languages(
+    stack_settings: Settings, clients: Clients
+) -> None:
+    # Given a born-digital PDF uploaded asking for OCR of page 2 only, in Latin
+    key = f"{stack_settings.input_prefix}meta/doc.pdf"
+    clients.s3.upload_file(
+        str(SAMPLES / "pysf__multicolumn.pdf"),
+        stack_settings.bucket,
+        key,
+        ExtraArgs={
+            "Metadata": {
+                "pagedrop-engine": "rapidocr",
+                "pagedrop-pages": "2",
+                "pagedrop-languages": "lat",
+            }
+        },
+    )
+    # When it is converted
+    drain(stack_settings, clients)
+    # Then only page 2 was converted, by OCR, and its elements carry the declared language
+    outputs = _outputs(clients, stack_settings, key)
+    manifest = json.loads(outputs["manifest.json"])
+    assert [(p["page"], p["engine"]) for p in manifest["pages"]] == [(2, "rapidocr")]
+    assert "pages/0001.md" not in outputs
+    elements = json.loads(outputs["elements.json"])
+    assert elements and {e["metadata"]["page_number"] for e in elements} == {2}
+    assert {tuple(e["metadata"]["languages"]) for e in elements} == {("lat",)}
+    assert outputs["document.md"].decode().startswith("<!-- page 2 -->")

@@ -95,6 +95,6 @@ def test_escape_leaves_plain_text_alone() -> None:
 
 
 def test_document_markdown_marks_each_page() -> None:
-    assert document_markdown(["one\n", "", "three\n"]) == (
-        "<!-- page 1 -->\n\none\n\n<!-- page 2 -->\n\n<!-- page 3 -->\n\nthree\n"
+    assert document_markdown([(1, "one\n"), (2, ""), (5, "five\n")]) == (
+        "<!-- page 1 -->\n\none\n\n<!-- page 2 -->\n\n<!-- page 5 -->\n\nfive\n"
     )
