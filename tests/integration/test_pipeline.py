@@ -131,17 +131,10 @@ def test_elements_json_follows_the_element_contract(
     assert {e["metadata"]["engine"] for e in elements} == {"text-layer", "rapidocr"}
 
 
-@pytest.mark.parametrize(
-    ("name", "category"),
-    [
-        ("pypdf__r6-both-passwords.pdf", "encrypted"),
-        ("qpdf__bad1.pdf", "unsupported"),
-        ("plumber__empty.pdf", "corrupt"),
-    ],
-)
 def test_hostile_file_fails_with_its_category_and_the_worker_goes_on(
-    stack_settings: Settings, clients: Clients, name: str, category: str
+    stack_settings: Settings, clients: Clients
 ) -> None:
+    name, category = "pypdf__r6-both-passwords.pdf", "encrypted"
     # Given a broken file followed by a good one
     bad = upload(clients, stack_settings, HOSTILE / name, f"hostile/{name}")
     good = upload(clients, stack_settings, SAMPLES / "pysf__multicolumn.pdf", "after/good.pdf")
@@ -306,3 +299,36 @@ def test_object_metadata_chooses_engine_pages_and_languages(
     assert elements and {e["metadata"]["page_number"] for e in elements} == {2}
     assert {tuple(e["metadata"]["languages"]) for e in elements} == {("lat",)}
     assert outputs["document.md"].decode().startswith("<!-- page 2 -->")
+
+
+HOSTILE_OUTCOMES = {
+    "plumber__empty.pdf": ("FAILED", "corrupt"),
+    "qpdf__bad1.pdf": ("FAILED", "unsupported"),
+    "pypdf__r6-both-passwords.pdf": ("FAILED", "encrypted"),
+    "wrongext__minimal-document.png": ("SUCCEEDED", None),
+    "qpdf__pages-loop.pdf": ("SUCCEEDED", None),
+    "pdfjs__xref_command_missing.pdf": ("SUCCEEDED", None),
+    "safedocs__Dual-startxref.pdf": ("SUCCEEDED", None),
+    "safedocs__PDF-NoPageContents.pdf": ("SUCCEEDED", None),
+}
+
+
+def test_every_hostile_file_ends_in_a_clear_final_state(
+    stack_settings: Settings, clients: Clients
+) -> None:
+    # Given every broken file of the corpus in one batch (the test fails if one is missing)
+    assert {p.name for p in HOSTILE.iterdir()} == set(HOSTILE_OUTCOMES)
+    keys = {
+        name: upload(clients, stack_settings, HOSTILE / name, f"all/{name}")
+        for name in HOSTILE_OUTCOMES
+    }
+    # When one worker drains the queue
+    drain(stack_settings, clients)
+    # Then each is readable and converted, or FAILED with its category
+    for name, (status, category) in HOSTILE_OUTCOMES.items():
+        item = _item(clients, stack_settings, keys[name])
+        assert item["status"] == status, (name, item.get("error"))
+        if category:
+            assert item["error"]["category"] == category, name
+    dual = _outputs(clients, stack_settings, keys["safedocs__Dual-startxref.pdf"])["document.md"]
+    assert b"Second startxref" in dual and b"First startxref" not in dual
