@@ -14,7 +14,8 @@ from urllib.parse import unquote_plus
 import pytest
 
 from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
-from handler.local.resources import LocalStack, create_local_stack, load_template
+from handler.local.resources import LocalStack, create_local_stack
+from handler.local.template import load_template
 from handler.settings import Settings
 
 pytestmark = pytest.mark.integration

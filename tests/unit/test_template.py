@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handler.local import resources
 from handler.local.resources import (
     BUCKET_ID,
     DEAD_LETTER_QUEUE_ID,
@@ -17,10 +16,15 @@ from handler.local.resources import (
     WORK_QUEUE_ID,
     WORK_QUEUE_POLICY_ID,
     create_table_request,
+    queue_attributes,
+)
+from handler.local.template import (
+    TEMPLATE_ENV,
+    CfnLoader,
+    TemplateError,
     find_template,
     load_template,
     parameter_defaults,
-    queue_attributes,
 )
 from handler.settings import Settings
 
@@ -44,13 +48,13 @@ def test_packaged_copy_is_identical_to_the_root_template() -> None:
 def test_find_template_prefers_the_env_then_the_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(resources.TEMPLATE_ENV, raising=False)
+    monkeypatch.delenv(TEMPLATE_ENV, raising=False)
     assert find_template() == ROOT_TEMPLATE
     other = tmp_path / "t.yaml"
     other.write_text("Resources: {}\n")
-    monkeypatch.setenv(resources.TEMPLATE_ENV, str(other))
+    monkeypatch.setenv(TEMPLATE_ENV, str(other))
     assert find_template() == other
-    monkeypatch.setenv(resources.TEMPLATE_ENV, str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv(TEMPLATE_ENV, str(tmp_path / "missing.yaml"))
     with pytest.raises(FileNotFoundError):
         find_template()
 
@@ -76,7 +80,7 @@ def test_loader_handles_every_short_tag_shape() -> None:
         "f: !Join ['', [a, !Ref Z]]\n"
         "g: !Equals [!Condition C, true]\n"
     )
-    parsed = yaml.load(text, Loader=resources.CfnLoader)
+    parsed = yaml.load(text, Loader=CfnLoader)
     assert parsed == {
         "a": {"Ref": "X"},
         "b": {"Fn::GetAtt": ["R", "Arn"]},
@@ -168,7 +172,7 @@ def test_status_table_translates_to_create_table(template: dict) -> None:
 
 
 def test_unknown_table_property_is_an_error() -> None:
-    with pytest.raises(resources.TemplateError, match="NewShinyThing"):
+    with pytest.raises(TemplateError, match="NewShinyThing"):
         create_table_request({"NewShinyThing": 1}, "t")
 
 
