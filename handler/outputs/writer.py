@@ -8,6 +8,7 @@ counts as done when its ``pages/NNNN.json`` exists with the source version in it
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,15 +110,19 @@ class OutputWriter:
         )
         self._put(f"{self.prefix}elements.json", dumps(elements), JSON_TYPE)
 
-    def remove_stale_pages(self, page_count: int) -> None:
-        """Delete page files beyond the page count (left by a longer older version)."""
+    def remove_stale_pages(self, keep: Iterable[int]) -> None:
+        """Delete page files of pages not in this conversion (a longer older version's, or
+        pages outside a page selection), and leave them out of the manifest."""
+        wanted = set(keep)
         stale = [
             key
             for key in self._objects.list_keys(f"{self.prefix}pages/")
-            if (_page_number(key) or 0) not in range(1, page_count + 1)
+            if _page_number(key) not in wanted
         ]
         if stale:
             self._objects.delete_keys(stale)
+        for key in stale:
+            self.written.pop(key, None)
 
     def write_manifest(self, manifest: dict[str, Any]) -> StoredObject:
         """The completion signal: written last, listing every output with size and sha256."""

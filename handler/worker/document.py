@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from handler import __version__
 from handler.aws import is_transient
 from handler.documents.limits import Limits
 from handler.documents.messages import check_size
@@ -19,6 +18,7 @@ from handler.engines.registry import EngineSet
 from handler.errors import BadInput, ErrorCategory, LeaseLost, TransientError
 from handler.events.model import ObjectRef
 from handler.outputs.elements import SourceContext
+from handler.outputs.manifest import Timings, build_manifest, engines_used
 from handler.outputs.writer import OutputWriter, PageOutput
 from handler.settings import Settings
 from handler.status.model import ClaimOutcome, Status, version_token
@@ -163,7 +163,7 @@ class DocumentProcessor:
                     claim,
                     pages_done=len(pages),
                     pages_total=len(numbers),
-                    engines=_engines(pages.values()),
+                    engines=engines_used(pages.values()),
                 )
 
                 last_progress = time.monotonic()
@@ -178,7 +178,7 @@ class DocumentProcessor:
                             claim,
                             pages_done=len(pages),
                             pages_total=len(numbers),
-                            engines=_engines(pages.values()),
+                            engines=engines_used(pages.values()),
                         )
 
                 todo = [n for n in numbers if n not in pages]
@@ -194,7 +194,7 @@ class DocumentProcessor:
                     on_page,
                     self._stop_requested,
                 )
-                mime = document.type.mime
+                mime, document_pages = document.type.mime, document.page_count
         converted = time.monotonic()
         ordered = [pages[n] for n in numbers]
         status = self._final_status(ordered)
@@ -207,46 +207,29 @@ class DocumentProcessor:
                 f"(first: page {failed[0].page_number}: {failed[0].error}).",
             )
         writer.write_document(ordered)
-        writer.remove_stale_pages(max(numbers))
+        writer.remove_stale_pages(keep=numbers)
+        timings = Timings(
+            download_s=downloaded - started,
+            convert_s=converted - downloaded,
+            total_s=time.monotonic() - started,
+        )
         writer.write_manifest(
-            {
-                "source": {
-                    "bucket": ref.bucket,
-                    "key": ref.key,
-                    "version_id": ref.version_id,
-                    "etag": ref.etag,
-                    "size": info.size,
-                    "content_type": mime,
-                },
-                "status": status.value,
-                "page_count": len(numbers),
-                "pages": [
-                    {
-                        "page": p.page_number,
-                        "engine": p.engine,
-                        "seconds": round(p.seconds, 3),
-                        "status": "failed" if p.error else "ok",
-                        **({"error": p.error} if p.error else {}),
-                        **({"resumed": True} if p.resumed else {}),
-                    }
-                    for p in ordered
-                ],
-                "engines": _engines(ordered),
-                "timings": {
-                    "download_s": round(downloaded - started, 3),
-                    "convert_s": round(converted - downloaded, 3),
-                    "total_s": round(time.monotonic() - started, 3),
-                },
-                "attempt": claim.attempt,
-                "pagedrop_version": __version__,
-            }
+            build_manifest(
+                ref,
+                content_type=mime,
+                status=status,
+                pages=ordered,
+                document_pages=document_pages,
+                timings=timings,
+                attempt=claim.attempt,
+            )
         )
         self._status.complete(
             claim,
             status,
             pages_done=len(ordered),
             pages_total=len(numbers),
-            engines=_engines(ordered),
+            engines=engines_used(ordered),
         )
         return status
 
@@ -285,10 +268,6 @@ def _retry(exc: Exception, ref: ObjectRef) -> Outcome:
     else:
         log.exception("unexpected error (a bug), will retry", extra={"pk": ref.pk})
     return Outcome(Disposition.RETRY, f"error: {type(exc).__name__}")
-
-
-def _engines(pages: Iterable[PageOutput]) -> list[str]:
-    return sorted({p.engine for p in pages if p.engine})
 
 
 def _with_head(ref: ObjectRef, info: ObjectInfo) -> ObjectRef:
