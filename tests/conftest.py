@@ -31,15 +31,8 @@ def stack_settings(endpoint: LocalEndpoint) -> Settings:
     session = local_boto3_session()
     raw = [endpoint.client(name, session) for name in ("s3", "sqs", "dynamodb")]
     stack = create_local_stack(*raw, bucket=f"pagedrop-test-{n}", prefix=f"pagedrop-test-{n}")
-    return Settings(
-        bucket=stack.bucket,
-        input_prefix=stack.input_prefix,
-        output_prefix=stack.output_prefix,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        table_name=stack.table_name,
+    return stack.settings(
         endpoint_url=endpoint.url,
-        region=stack.region,
         receive_wait_s=1,
         heartbeat_interval_s=5,
         worker_id=f"test-worker-{n}",

@@ -31,6 +31,7 @@ from handler.local.template import (
     pseudo_parameters,
     resource_properties,
 )
+from handler.settings import Settings
 
 # Logical ids in template.yaml that the local stack is built from.
 BUCKET_ID = "Bucket"
@@ -160,6 +161,14 @@ class LocalStack:
         if self.endpoint_url:
             env["PAGEDROP_ENDPOINT_URL"] = self.endpoint_url
         return env
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings pointed at this stack (the same values as :meth:`settings_env`)."""
+        values: dict[str, Any] = {
+            name.removeprefix("PAGEDROP_").lower(): value
+            for name, value in self.settings_env().items()
+        }
+        return Settings(**{**values, **overrides})
 
 
 def _ensure_queue(sqs: Any, name: str, attributes: Mapping[str, str]) -> tuple[str, str]:

@@ -51,19 +51,8 @@ def local_environment(
         session = local_boto3_session()
         raw = [endpoint.client(name, session) for name in ("s3", "sqs", "dynamodb")]
         stack = create_local_stack(*raw, bucket=bucket)
-        settings = Settings(
-            bucket=stack.bucket,
-            input_prefix=stack.input_prefix,
-            output_prefix=stack.output_prefix,
-            queue_url=stack.queue_url,
-            dlq_url=stack.dlq_url,
-            table_name=stack.table_name,
-            endpoint_url=endpoint.url,
-            region=stack.region,
-            visibility_timeout_s=stack.visibility_timeout,
-            retention_days=stack.retention_days,
-            receive_wait_s=LOCAL_RECEIVE_WAIT_S,
-            **overrides,
+        settings = stack.settings(
+            endpoint_url=endpoint.url, receive_wait_s=LOCAL_RECEIVE_WAIT_S, **overrides
         )
         yield LocalRun(endpoint, stack, settings, make_clients(settings, session))
 
