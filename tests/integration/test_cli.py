@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,38 @@ def test_status_shows_one_document_and_lists_by_status(
     assert [item["key"] for item in listed] == [key]
     assert main(["status", *where, "input/never-uploaded.pdf"]) == 1
     assert "no status for" in capsys.readouterr().err
+
+
+def test_aws_cli_upload_is_converted(stack_settings: Settings, clients: Clients) -> None:
+    # Given a file copied in with the AWS CLI, as the README shows
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": stack_settings.region,
+    }
+    target = f"s3://{stack_settings.bucket}/{stack_settings.input_prefix}x/some.pdf"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "awscli",
+            "--endpoint-url",
+            str(stack_settings.endpoint_url),
+            "s3",
+            "cp",
+            str(SAMPLES / "pysf__multicolumn.pdf"),
+            target,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    # When the worker runs
+    drain(stack_settings, clients)
+    # Then the outputs are under output/x/some.pdf/
+    listing = clients.s3.list_objects_v2(
+        Bucket=stack_settings.bucket, Prefix=f"{stack_settings.output_prefix}x/some.pdf/"
+    )
+    names = {o["Key"].rsplit("/", 1)[-1] for o in listing["Contents"]}
+    assert {"document.md", "elements.json", "manifest.json"} <= names
