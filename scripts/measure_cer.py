@@ -31,7 +31,8 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
 
 from handler.documents.limits import Limits  # noqa: E402
 from handler.documents.open import open_document  # noqa: E402
-from handler.engines.rapidocr_engine import RapidOcrEngine, page_text  # noqa: E402
+from handler.engines.ocr_layout import page_text  # noqa: E402
+from handler.engines.rapidocr_engine import RapidOcrEngine  # noqa: E402
 from handler.quality import cer, normalize_text  # noqa: E402
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "scanned"

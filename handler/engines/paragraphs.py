@@ -138,15 +138,23 @@ def _new_paragraph(run: Run, line: Line, rtl: bool) -> bool:
     return indented or (short and last.text.endswith((".", "!", "?", ":")))
 
 
+# Marks a line may end with when a word was broken across the line break: the hyphen, the
+# Unicode hyphen U+2010 and the "¬" of older print and its transcriptions.
+LINE_END_HYPHENS = ("-", "\u2010", "\u00ac")
+
+
 def join_lines(first: str, second: str) -> str:
-    """Join two lines of one paragraph: a space, or a repaired hyphenation."""
+    """Join two lines of one paragraph: a space, or a repaired hyphenation.
+
+    "adip-" + "iscing" is one word; "COVID-" + "19" and "Jean-" + "Pierre" keep their
+    hyphen (and no space); a soft hyphen always joins; CJK lines join without a space.
+    """
     if not first or not second:
         return first or second
     if first.endswith("\u00ad"):
         return first[:-1] + second
-    if first.endswith("-") and len(first) >= 2 and first[-2].isalpha():
-        # "adip-" + "iscing": one word; "COVID-" + "19", "Jean-" + "Pierre": keep the hyphen
-        return first[:-1] + second if second[0].islower() else first + second
+    if first.endswith(LINE_END_HYPHENS) and len(first) >= 2 and first[-2].isalpha():
+        return first[:-1] + second if second[0].islower() else first[:-1] + "-" + second
     if _is_cjk(first[-1]) and _is_cjk(second[0]):
         return first + second
     return f"{first} {second}"

@@ -12,14 +12,9 @@ from handler.documents.limits import Limits
 from handler.documents.open import open_document
 from handler.documents.pages import PageInput
 from handler.engines.base import ElementType, PageResult
-from handler.engines.rapidocr_engine import (
-    OcrLine,
-    RapidOcrEngine,
-    cut_at_gutters,
-    find_gutters,
-    lines_to_elements,
-    page_text,
-)
+from handler.engines.ocr_columns import cut_at_gutters, find_gutters
+from handler.engines.ocr_layout import OcrLine, lines_to_elements, page_text
+from handler.engines.rapidocr_engine import RapidOcrEngine
 from handler.errors import EngineUnavailable
 from handler.quality import cer
 
@@ -76,7 +71,7 @@ def test_hyphen_before_capital_is_kept() -> None:
         1000,
     )
     (el,) = lines_to_elements(lines, 1200, 1600)
-    assert "Stadt- Verwaltung" in el.text
+    assert "Stadt-Verwaltung" in el.text
 
 
 def test_blank_line_gap_and_short_last_line_split_paragraphs() -> None:
