@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from handler.documents.raster import fit_rgb
 from handler.errors import BadInput, ErrorCategory
 
 POINTS_PER_INCH = 72
+# A page that fits the pixel limit only below this resolution is refused: too large.
+MIN_DPI = 36
 
 # What PyMuPDF raises on a broken file: its own FileDataError/EmptyFileError are
 # RuntimeErrors, MuPDF's errors derive from FzErrorBase, some checks raise ValueError.
@@ -33,14 +36,14 @@ def layout_size(rect: Any, dpi: int) -> tuple[int, int]:
 
 
 class PdfPages:
-    """The pages of one open PDF. Sizes are known (and checked) when it is opened."""
+    """The pages of one open PDF. Sizes (and each page's resolution) are known when it is
+    opened."""
 
     def __init__(
-        self, doc: Any, sizes: list[tuple[int, int]], *, dpi: int, filename: str, mime: str
+        self, doc: Any, sizes: list[tuple[int, int, int]], *, filename: str, mime: str
     ) -> None:
         self._doc = doc
-        self._sizes = sizes
-        self._dpi = dpi
+        self._sizes = sizes  # (width, height, dpi) per page
         self._filename = filename
         self._mime = mime
 
@@ -55,13 +58,13 @@ class PdfPages:
             raise BadInput(
                 ErrorCategory.CORRUPT, f"Page {number} of the PDF is damaged and cannot be read."
             ) from exc
-        width, height = self._sizes[number - 1]
-        scale = self._dpi / POINTS_PER_INCH
+        width, height, dpi = self._sizes[number - 1]
+        scale = dpi / POINTS_PER_INCH
         return PageInput(
             number=number,
             layout_width=width,
             layout_height=height,
-            dpi=self._dpi,
+            dpi=dpi,
             scale=scale,
             render=partial(_render, pdf_page, number, scale, width, height),
             pdf_page=pdf_page,
@@ -87,10 +90,13 @@ def open_pdf(path: Path, limits: Limits, *, dpi: int, filename: str, mime: str) 
     except BaseException:
         doc.close()
         raise
-    return PdfPages(doc, sizes, dpi=dpi, filename=filename, mime=mime)
+    return PdfPages(doc, sizes, filename=filename, mime=mime)
 
 
-def _checked_sizes(doc: Any, limits: Limits, dpi: int) -> list[tuple[int, int]]:
+def _checked_sizes(doc: Any, limits: Limits, dpi: int) -> list[tuple[int, int, int]]:
+    """Each page's pixel size and resolution. A page too large for ``max_pixels_per_page``
+    at ``dpi`` (a poster, a drawing) gets a lower resolution of its own instead of failing:
+    its text layer needs no pixels, and OCR reads it as well as the pixels allow."""
     if doc.needs_pass:
         raise BadInput(ErrorCategory.ENCRYPTED, ENCRYPTED_MESSAGE)
     count = doc.page_count
@@ -101,10 +107,14 @@ def _checked_sizes(doc: Any, limits: Limits, dpi: int) -> list[tuple[int, int]]:
     sizes = []
     for index in range(count):
         rect = doc.load_page(index).rect  # as displayed: rotation applied
-        width, height = layout_size(rect, dpi)
+        page_dpi = dpi
+        width, height = layout_size(rect, page_dpi)
         if width * height > limits.max_pixels_per_page:
-            raise page_too_large(index + 1, width, height, limits.max_pixels_per_page, dpi=dpi)
-        sizes.append((width, height))
+            page_dpi = math.floor(dpi * math.sqrt(limits.max_pixels_per_page / (width * height)))
+            if page_dpi < MIN_DPI:
+                raise page_too_large(index + 1, width, height, limits.max_pixels_per_page, dpi=dpi)
+            width, height = layout_size(rect, page_dpi)
+        sizes.append((width, height, page_dpi))
     return sizes
 
 

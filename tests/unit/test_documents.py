@@ -193,13 +193,28 @@ def test_pdf_with_too_many_pages_is_too_large(tmp_path: Path) -> None:
     assert error.message == "The document has 5 pages; the limit is 3 pages."
 
 
-def test_pdf_page_with_too_many_pixels_at_the_dpi_is_too_large(tmp_path: Path) -> None:
+def test_pdf_page_too_large_at_the_dpi_gets_a_lower_resolution_of_its_own(
+    tmp_path: Path,
+) -> None:
+    # Given a poster page, 8333 x 8333 pixels at 300 DPI, over a 40-megapixel limit
     path = _write_pdf(tmp_path / "poster.pdf", size=(2000, 2000))  # 27.8 inches square
-    error = _bad_input(path, LIMITS, dpi=300)  # 8333 x 8333 pixels
+    # When it is opened at 300 DPI
+    with _open(path, LIMITS, dpi=300) as doc:
+        page = next(doc.pages())
+    # Then it is kept, at the highest resolution that fits the limit
+    assert page.dpi == 227
+    assert page.layout_width * page.layout_height <= LIMITS.max_pixels_per_page
+    assert page.scale == pytest.approx(227 / 72)
+
+
+def test_pdf_page_that_fits_only_below_the_minimum_resolution_is_too_large(
+    tmp_path: Path,
+) -> None:
+    path = _write_pdf(tmp_path / "huge.pdf", size=(14400, 14400))  # 200 inches square
+    limits = Limits(max_bytes=10_000_000, max_pages=3, max_pixels_per_page=1_000_000)
+    error = _bad_input(path, limits, dpi=200)
     assert error.category is ErrorCategory.TOO_LARGE
-    assert "Page 1 is 8333 x 8333 pixels at 300 DPI" in error.message
-    with _open(path, LIMITS, dpi=72) as doc:  # the same page fits at a lower resolution
-        assert doc.page_count == 1
+    assert "Page 1 is 40000 x 40000 pixels at 200 DPI" in error.message
 
 
 def test_file_over_max_bytes_is_too_large_before_it_is_read(tmp_path: Path) -> None:
