@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from handler.settings import Settings
 DATA = Path(__file__).parent / "data"
 SAMPLES = Path(__file__).parent.parent / "samples"
 _stack_numbers = itertools.count(1)
+_RUN = uuid.uuid4().hex[:8]
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +29,8 @@ def endpoint() -> Iterator[LocalEndpoint]:
 @pytest.fixture
 def stack_settings(endpoint: LocalEndpoint) -> Settings:
     """A bucket, queues and table of their own for one test, created from template.yaml."""
-    n = next(_stack_numbers)
+    # moto's state is per process, shared by every server in it: names must be unique.
+    n = f"{next(_stack_numbers)}-{_RUN}"
     session = local_boto3_session()
     raw = [endpoint.client(name, session) for name in ("s3", "sqs", "dynamodb")]
     stack = create_local_stack(*raw, bucket=f"pagedrop-test-{n}", prefix=f"pagedrop-test-{n}")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 
+from handler.aws import Clients
 from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
 from handler.local.resources import LocalStack, create_local_stack
 from handler.local.template import load_template
@@ -22,19 +21,6 @@ pytestmark = pytest.mark.integration
 
 ROOT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 _names = itertools.count()
-
-
-@dataclass(frozen=True)
-class Clients:
-    s3: Any
-    sqs: Any
-    dynamodb: Any
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[LocalEndpoint]:
-    with start_endpoint() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +40,8 @@ def _fresh(clients: Clients, **kwargs: Any) -> LocalStack:
         clients.s3,
         clients.sqs,
         clients.dynamodb,
-        bucket=f"pagedrop-test-{n}",
-        prefix=f"pagedrop-test-{n}",
+        bucket=f"pagedrop-ls-{n}",
+        prefix=f"pagedrop-ls-{n}",
         **kwargs,
     )
 
