@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     lease_s: int = Field(default=300, ge=10)
     receive_wait_s: int = Field(default=20, ge=0, le=20)
     receive_batch: int = Field(default=10, ge=1, le=10)
+    retry_delay_s: int = Field(
+        default=30,
+        ge=0,
+        le=43200,
+        description="After a transient fault, the message is visible again after this long.",
+    )
     shutdown_grace_s: float = Field(
         default=10.0, gt=0, description="Bound on handing messages back after SIGTERM."
     )

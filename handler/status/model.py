@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from handler.errors import ErrorCategory
 from handler.events.model import ObjectRef, sequencer_key
 
 
@@ -63,6 +64,11 @@ class StatusItem:
         return int(self.raw.get("attempt", 0))
 
     @property
+    def error_category(self) -> str | None:
+        error = self.raw.get("error")
+        return str(error.get("category")) if isinstance(error, dict) else None
+
+    @property
     def rev(self) -> int:
         return int(self.raw.get("rev", 0))
 
@@ -78,7 +84,8 @@ def decide_claim(item: StatusItem | None, ref: ObjectRef, now: float) -> ClaimOu
     - the item is for another version: the newer one (by S3 sequencer, when both have one)
       wins; without sequencers the caller has already checked that the event names the
       object's current version, so the event wins;
-    - same version, final: duplicate; same version, live lease: busy; expired lease: claim.
+    - same version, final: duplicate (except FAILED/exhausted: a redriven message may try
+      again); same version, live lease: busy; expired lease: claim.
     """
     if item is None:
         return ClaimOutcome.CLAIMED
@@ -88,6 +95,8 @@ def decide_claim(item: StatusItem | None, ref: ObjectRef, now: float) -> ClaimOu
             return ClaimOutcome.STALE
         return ClaimOutcome.CLAIMED
     if item.status in FINAL_STATUSES:
+        if item.error_category == ErrorCategory.EXHAUSTED.value:
+            return ClaimOutcome.CLAIMED  # retries ran out; a redriven message tries again
         return ClaimOutcome.DUPLICATE
     if item.lease_until > now:
         return ClaimOutcome.BUSY

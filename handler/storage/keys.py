@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from handler.errors import BadInput, ErrorCategory
+
 MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 length
 PAGE_NAME_WIDTH = 4  # pages/0001.md
 
@@ -24,6 +26,21 @@ def output_prefix_for(key: str, input_prefix: str, output_prefix: str) -> str:
     if not relative or relative.endswith("/"):
         raise KeyOutsidePrefix(f"{key!r} names a folder, not a document")
     return f"{output_prefix}{relative}/"
+
+
+LONGEST_OUTPUT_NAME = f"pages/{'9' * PAGE_NAME_WIDTH}.json"
+
+
+def check_output_key_length(prefix: str) -> None:
+    """Refuse a source whose outputs' keys would be longer than S3 allows."""
+    longest = len((prefix + LONGEST_OUTPUT_NAME).encode("utf-8"))
+    if longest > MAX_KEY_BYTES:
+        raise BadInput(
+            ErrorCategory.UNSUPPORTED,
+            f"The object's key is too long: its outputs' keys would be {longest} bytes, over "
+            f"S3's limit of {MAX_KEY_BYTES}. Use a key at least {longest - MAX_KEY_BYTES} "
+            "bytes shorter.",
+        )
 
 
 def page_key(prefix: str, page_number: int, suffix: str) -> str:

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from urllib3.exceptions import ProtocolError
 
 from handler.aws import error_code
-from handler.errors import PagedropError
+from handler.errors import PagedropError, TransientError
 from handler.events.model import ObjectRef
 
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+DOWNLOAD_ATTEMPTS = 4  # a dropped body is resumed this many times at most
+DOWNLOAD_BACKOFF_S = 0.5  # then 1 s, 2 s
+# What a body read raises when the connection drops or stalls mid-download.
+_STREAM_ERRORS = (
+    ResponseStreamingError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+    ProtocolError,
+    ConnectionError,
+)
 GONE_CODES = frozenset(
     {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "PreconditionFailed", "412"}
 )
@@ -64,34 +82,72 @@ class ObjectStore:
         self._s3 = s3
         self.bucket = bucket
 
-    def head(self, ref: ObjectRef) -> ObjectInfo:
-        """The version the event names; :class:`ObjectChanged` if it is no longer there."""
+    def head_current(self, ref: ObjectRef) -> ObjectInfo:
+        """The key's current version; :class:`ObjectChanged` if the event names another
+        (an overwritten or deleted object: its event is stale)."""
+        info = self._head(ref.bucket, ref.key)
+        if (ref.version_id and info.version_id != ref.version_id) or (
+            ref.etag and info.etag != ref.etag
+        ):
+            raise ObjectChanged(f"s3://{ref.bucket}/{ref.key} has a newer version")
+        return info
+
+    def _head(self, bucket: str, key: str) -> ObjectInfo:
         try:
-            response = self._s3.head_object(Bucket=ref.bucket, Key=ref.key, **_version_args(ref))
+            response = self._s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if error_code(exc) in GONE_CODES:
-                raise ObjectChanged(f"s3://{ref.bucket}/{ref.key} changed or was deleted") from exc
+                raise ObjectChanged(f"s3://{bucket}/{key} was deleted") from exc
             raise
         return ObjectInfo(
             size=int(response.get("ContentLength", 0)),
             etag=str(response.get("ETag", "")).strip('"'),
-            version_id=response.get("VersionId"),
+            # "null" is S3's version id of every write to an unversioned or suspended bucket.
+            version_id=response.get("VersionId") if response.get("VersionId") != "null" else None,
             content_type=str(response.get("ContentType", "")),
             metadata={k.lower(): v for k, v in response.get("Metadata", {}).items()},
         )
 
     def download(self, ref: ObjectRef, destination: Path) -> int:
-        """Stream the exact version to ``destination``; returns the byte count."""
+        """Stream the exact version to ``destination``; returns the byte count.
+
+        A connection that drops mid-body is resumed where it stopped (a ranged GET pinned
+        to the same version), at most ``DOWNLOAD_ATTEMPTS`` times with a growing pause;
+        then the fault is raised as transient.
+        """
+        written = 0
+        with destination.open("wb") as out:
+            for attempt in range(DOWNLOAD_ATTEMPTS):
+                try:
+                    self._copy_from(ref, out, written)
+                    return destination.stat().st_size
+                except _STREAM_ERRORS as exc:
+                    out.flush()
+                    written = out.tell()
+                    if attempt + 1 == DOWNLOAD_ATTEMPTS:
+                        raise TransientError(
+                            f"download of s3://{ref.bucket}/{ref.key} kept failing: {exc}"
+                        ) from exc
+                    time.sleep(DOWNLOAD_BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _copy_from(self, ref: ObjectRef, out: BinaryIO, offset: int) -> None:
+        args = _version_args(ref)
+        if offset:
+            args["Range"] = f"bytes={offset}-"
         try:
-            response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **_version_args(ref))
+            response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **args)
         except ClientError as exc:
             if error_code(exc) in GONE_CODES:
                 raise ObjectChanged(f"s3://{ref.bucket}/{ref.key} changed or was deleted") from exc
             raise
-        body = response["Body"]
-        with destination.open("wb") as out:
-            shutil.copyfileobj(body, out, DOWNLOAD_CHUNK_BYTES)
-        return destination.stat().st_size
+        expected = int(response.get("ContentLength", -1))
+        copied = 0
+        for chunk in response["Body"].iter_chunks(DOWNLOAD_CHUNK_BYTES):
+            out.write(chunk)
+            copied += len(chunk)
+        if 0 <= expected != copied:
+            raise IncompleteReadError(actual_bytes=copied, expected_bytes=expected)
 
     def put(
         self,

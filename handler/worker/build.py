@@ -49,8 +49,6 @@ def build_worker(settings: Settings, clients: Clients, engines: EngineSet | None
         settings.dlq_url,
         processor,
         heartbeat,
-        wait_s=settings.receive_wait_s,
-        batch=settings.receive_batch,
+        settings,
         stop_event=stop,
-        shutdown_grace_s=settings.shutdown_grace_s,
     )

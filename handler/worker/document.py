@@ -23,16 +23,13 @@ from handler.outputs.writer import OutputWriter, PageOutput
 from handler.settings import Settings
 from handler.status.model import ClaimOutcome, Status, version_token
 from handler.status.store import Claim, StatusStore
-from handler.storage.keys import KeyOutsidePrefix, output_prefix_for
+from handler.storage.keys import KeyOutsidePrefix, check_output_key_length, output_prefix_for
 from handler.storage.objects import ObjectChanged, ObjectInfo, ObjectStore
 from handler.worker.convert import ConvertOptions, Interrupted, convert_pages
 from handler.worker.heartbeat import Heartbeat
 from handler.worker.options import options_from_metadata
 
 log = logging.getLogger(__name__)
-
-# pages_done is written at most this often (the final write always carries the total).
-PROGRESS_INTERVAL_S = 2.0
 
 
 class Disposition(StrEnum):
@@ -88,7 +85,7 @@ class DocumentProcessor:
         except KeyOutsidePrefix as exc:
             return Outcome(Disposition.DELETE, f"ignored: {exc}")
         try:
-            info = self._objects.head(ref)
+            info = self._objects.head_current(ref)
             ref = _with_head(ref, info)
             result = self._status.claim(ref, self._worker_id, out_prefix)
         except ObjectChanged:
@@ -140,6 +137,7 @@ class DocumentProcessor:
     def _convert(self, ref: ObjectRef, info: ObjectInfo, out_prefix: str, claim: Claim) -> Status:
         started = time.monotonic()
         check_size(info.size, self._settings.max_bytes)  # before downloading anything
+        check_output_key_length(out_prefix)
         options = options_from_metadata(info.metadata, self._settings.engine)
         filename = ref.key.rsplit("/", 1)[-1]
         with tempfile.TemporaryDirectory(prefix="pagedrop-") as tmp:
@@ -166,20 +164,17 @@ class DocumentProcessor:
                     engines=engines_used(pages.values()),
                 )
 
-                last_progress = time.monotonic()
-
                 def on_page(page: PageOutput) -> None:
-                    nonlocal last_progress
-                    writer.write_page(page)
+                    # The progress write is conditional on the lease: it is also the fence
+                    # that keeps a worker whose lease was taken over from writing the page.
                     pages[page.page_number] = page
-                    if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
-                        last_progress = time.monotonic()
-                        self._status.progress(
-                            claim,
-                            pages_done=len(pages),
-                            pages_total=len(numbers),
-                            engines=engines_used(pages.values()),
-                        )
+                    self._status.progress(
+                        claim,
+                        pages_done=len(pages),
+                        pages_total=len(numbers),
+                        engines=engines_used(pages.values()),
+                    )
+                    writer.write_page(page)
 
                 todo = [n for n in numbers if n not in pages]
                 convert_pages(
@@ -206,6 +201,7 @@ class DocumentProcessor:
                 f"{len(failed)} of {len(ordered)} pages could not be converted "
                 f"(first: page {failed[0].page_number}: {failed[0].error}).",
             )
+        self._status.heartbeat(claim)  # fence: still ours, for another lease period
         writer.write_document(ordered)
         writer.remove_stale_pages(keep=numbers)
         timings = Timings(

@@ -22,6 +22,7 @@ from typing import Any
 from handler.aws import is_transient
 from handler.errors import PoisonMessage
 from handler.events.parse import parse_body
+from handler.settings import Settings
 from handler.worker.document import Disposition, DocumentProcessor, Outcome
 from handler.worker.heartbeat import Heartbeat
 
@@ -29,9 +30,6 @@ log = logging.getLogger(__name__)
 
 # Backoff after a failed receive (the endpoint is down or throttling), seconds.
 RECEIVE_BACKOFF_S = (1, 2, 5, 10, 30)
-# A message left for retry becomes visible again after at most this long (seconds):
-# retries of a transient fault need not wait a whole visibility timeout.
-RETRY_DELAY_S = 30
 
 
 @dataclass(slots=True)
@@ -60,23 +58,23 @@ class Worker:
         dlq_url: str,
         processor: DocumentProcessor,
         heartbeat: Heartbeat,
+        settings: Settings,
         *,
-        wait_s: int = 20,
-        batch: int = 10,
         stop_event: threading.Event | None = None,
-        shutdown_grace_s: float = 10.0,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._dlq_url = dlq_url
         self._processor = processor
         self._heartbeat = heartbeat
-        self._wait_s = wait_s
-        self._batch = batch
+        self._wait_s = settings.receive_wait_s
+        self._batch = settings.receive_batch
+        self._visibility_s = settings.visibility_timeout_s
+        self._retry_delay_s = settings.retry_delay_s
         # Shared with the processor, which checks it between pages.
         self._stopping = stop_event or threading.Event()
         self._finished = threading.Event()
-        self._grace_s = shutdown_grace_s
+        self._grace_s = settings.shutdown_grace_s
         self.stats = WorkerStats()
 
     # -- control -----------------------------------------------------------------------
@@ -154,6 +152,8 @@ class Worker:
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=self._batch,
             WaitTimeSeconds=self._wait_s,
+            # The worker's own timeout, not the queue's: its heartbeat is timed against it.
+            VisibilityTimeout=self._visibility_s,
             MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         return list(response.get("Messages", []))
@@ -213,7 +213,7 @@ class Worker:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
             return
         delay = {
-            Disposition.RETRY: RETRY_DELAY_S,
+            Disposition.RETRY: self._retry_delay_s,
             Disposition.LATER: delay_s,
             Disposition.HAND_BACK: 0,
         }[disposition]

@@ -69,3 +69,14 @@ def test_version_id_identifies_the_version_when_present() -> None:
     item = _item(Status.SUCCEEDED, version="v1")
     assert decide_claim(item, _ref(etag="e1", version_id="v1"), NOW) is ClaimOutcome.DUPLICATE
     assert decide_claim(item, _ref(etag="e1", version_id="v2"), NOW) is ClaimOutcome.CLAIMED
+
+
+def test_a_version_whose_retries_ran_out_may_be_tried_again() -> None:
+    item = StatusItem(
+        {"status": "FAILED", "version": "e1", "error": {"category": "exhausted", "message": "x"}}
+    )
+    assert decide_claim(item, _ref(), NOW) is ClaimOutcome.CLAIMED
+    bad_input = StatusItem(
+        {"status": "FAILED", "version": "e1", "error": {"category": "corrupt", "message": "x"}}
+    )
+    assert decide_claim(bad_input, _ref(), NOW) is ClaimOutcome.DUPLICATE
