@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from handler.settings import Settings
 
 # botocore's "standard" retry mode: exponential backoff with jitter, retries throttling
-# and 5xx, bounded by max_attempts (https://boto3.amazonaws.com/v1/documentation/api/
-# latest/guide/retries.html).
+# and 5xx (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html).
+# Attempts per call, the first one included. (botocore's ``max_attempts`` key counts retries
+# only, so 5 there meant 6 attempts; ``total_max_attempts`` counts them all.)
 MAX_ATTEMPTS = 5
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 30  # long polls wait 20 s, so reads must outlast them
@@ -56,7 +57,7 @@ class Clients:
 
 def client_config() -> Config:
     return Config(
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         max_pool_connections=32,

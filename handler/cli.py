@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from handler import __version__
+
+if TYPE_CHECKING:
+    from handler.dead_letters import DeadLetters
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -59,7 +63,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--limit", type=int, default=50)
     status.add_argument("--json", action="store_true", help="print JSON")
+    _dlq_parser(commands)
     return parser
+
+
+def _dlq_parser(commands: Any) -> None:
+    dlq = commands.add_parser(
+        "dlq",
+        help="list the dead letters, or send them back to the work queue after a fix",
+        description="Dead letters: messages in the dead-letter queue (poison bodies, or "
+        "messages the DLQ function has not consumed) and documents FAILED/exhausted.",
+    )
+    actions = dlq.add_subparsers(dest="dlq_action", required=True)
+    listing = actions.add_parser(
+        "list",
+        help="the messages in the DLQ (left there) and the FAILED/exhausted documents",
+    )
+    redrive = actions.add_parser(
+        "redrive",
+        help="send the DLQ's messages back to the work queue (and re-queue exhausted documents)",
+    )
+    for action in (listing, redrive):
+        _aws_options(action)
+        action.add_argument("--queue-url", help="the work queue (default: $PAGEDROP_QUEUE_URL)")
+        action.add_argument("--dlq-url", help="the dead-letter queue (default: $PAGEDROP_DLQ_URL)")
+        action.add_argument("--limit", type=_positive, default=100, help="at most this many")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    redrive.add_argument(
+        "--exhausted",
+        action="store_true",
+        help="also re-queue each FAILED/exhausted document as an S3 event",
+    )
+    redrive.add_argument("--dry-run", action="store_true", help="print what it would do")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -67,7 +109,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     overrides = {
         name: value
-        for name in ("endpoint_url", "region", "bucket", "table_name")
+        for name in ("endpoint_url", "region", "bucket", "table_name", "queue_url", "dlq_url")
         if (value := getattr(args, name, None))
     }
     return Settings(**overrides)
@@ -151,7 +193,93 @@ def _status_table(items: list[dict[str, Any]]) -> str:
     )
 
 
-COMMANDS = {"local": _run_local, "worker": _run_worker, "status": _run_status}
+def _run_dlq(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from handler.aws import make_clients
+    from handler.dead_letters import DeadLetters
+    from handler.worker.build import status_store
+
+    settings = _settings(args)
+    needed = ["dlq_url", "table_name"] + (["queue_url"] if args.dlq_action == "redrive" else [])
+    missing = [n for n in needed if not getattr(settings, n)]
+    if missing:
+        names = " and ".join(f"PAGEDROP_{n.upper()} (or --{n.replace('_', '-')})" for n in missing)
+        print(f"pagedrop dlq {args.dlq_action}: set {names}.", file=sys.stderr)
+        return EXIT_USAGE
+    clients = make_clients(settings)
+    letters = DeadLetters(
+        clients.sqs,
+        status_store(settings, clients),
+        queue_url=settings.queue_url,
+        dlq_url=settings.dlq_url,
+        region=settings.region,
+    )
+    try:
+        if args.dlq_action == "list":
+            return _dlq_list(letters, args)
+        return _dlq_redrive(letters, args)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"pagedrop dlq {args.dlq_action}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dlq_list(letters: DeadLetters, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    messages, documents = letters.peek(args.limit), letters.exhausted(args.limit)
+    if args.json:
+        listed = {
+            "messages": [{**asdict(m), "keys": list(m.keys)} for m in messages],
+            "exhausted": [asdict(d) for d in documents],
+        }
+        for message in listed["messages"]:
+            message.pop("refs")
+        print(json.dumps(listed, indent=2))
+        return EXIT_OK
+    print(f"messages in the dead-letter queue: {len(messages)}")
+    if messages:
+        rows = [("message", "receives", "keys", "reason")]
+        rows += [
+            (m.message_id, str(m.receive_count), ",".join(m.keys) or "-", m.reason or "")
+            for m in messages
+        ]
+        print(_table(rows))
+    print(f"\ndocuments FAILED/exhausted: {len(documents)}")
+    if documents:
+        rows = [("key", "version", "failed at", "error")]
+        rows += [(d.key, d.version or "-", d.failed_at, d.message) for d in documents]
+        print(_table(rows))
+    return EXIT_OK
+
+
+def _dlq_redrive(letters: DeadLetters, args: argparse.Namespace) -> int:
+    report = letters.redrive(limit=args.limit, exhausted=args.exhausted, dry_run=args.dry_run)
+    move, requeue = ("would move", "would re-queue") if report.dry_run else ("moved", "re-queued")
+    print(f"{move} {len(report.moved)} message(s) from the dead-letter queue to the work queue")
+    for m in report.moved:
+        print(f"  {m.message_id}  {','.join(m.keys) or '(poison: ' + str(m.reason) + ')'}")
+    if args.exhausted:
+        print(f"{requeue} {len(report.requeued)} FAILED/exhausted document(s)")
+        for d in report.requeued:
+            print(f"  {d.key}  (version {d.version or '-'})")
+        for d in report.skipped:
+            print(f"  {d.key}  skipped: a moved message names the same version")
+    for failure in report.failures:
+        print(f"pagedrop dlq redrive: {failure}", file=sys.stderr)
+    return EXIT_FAILURE if report.failures else EXIT_OK
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the last column is left as it is."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
+        for r in rows
+    )
+
+
+COMMANDS = {"local": _run_local, "worker": _run_worker, "status": _run_status, "dlq": _run_dlq}
 
 
 def main(argv: list[str] | None = None) -> int:

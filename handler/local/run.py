@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handler.aws import Clients, make_clients
-from handler.lambdas.dlq import mark_exhausted
+from handler.lambdas.dlq import handle_event, lambda_record
 from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
 from handler.local.resources import LocalStack, create_local_stack
 from handler.settings import Settings
@@ -27,7 +27,8 @@ from handler.storage.keys import output_prefix_for, safe_relative_path
 from handler.worker.build import build_worker, status_store
 
 LOCAL_RECEIVE_WAIT_S = 1  # short polls: a local run should react at once
-DLQ_RECHECK_S = 3600  # a dead letter already marked is looked at again after this long
+DLQ_RETRY_S = 30  # a dead letter whose marking failed is tried again after this long
+SQS_BATCH_MAX = 10  # entries per ReceiveMessage / DeleteMessageBatch (SQS quota)
 STATUS_POLL_S = 0.5
 SKIP_NAMES = frozenset({".DS_Store", "LICENSES.md", "README.md"})
 
@@ -58,9 +59,11 @@ def local_environment(
 
 
 class DeadLetterWatcher:
-    """What the DLQ Lambda function does in AWS, as a thread: documents whose message ran
-    out of receives are marked FAILED/exhausted. Messages stay in the DLQ (for a redrive);
-    each is looked at again only after ``DLQ_RECHECK_S``."""
+    """What the DLQ Lambda function does in AWS, as a thread: the documents each dead letter
+    names are marked FAILED/exhausted (the same code, :func:`handler.lambdas.dlq.handle_event`),
+    then the message is deleted, as Lambda deletes what its function processed. A message
+    whose marking failed stays and is tried again after ``DLQ_RETRY_S``; a poison body is
+    logged and deleted. ``pagedrop dlq redrive --exhausted`` retries the documents."""
 
     def __init__(self, settings: Settings, clients: Clients) -> None:
         self._sqs = clients.sqs
@@ -80,19 +83,39 @@ class DeadLetterWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                response = self._sqs.receive_message(
-                    QueueUrl=self._url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=LOCAL_RECEIVE_WAIT_S,
-                    VisibilityTimeout=DLQ_RECHECK_S,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                )
-                for message in response.get("Messages", []):
-                    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "")
-                    mark_exhausted(message["Body"], receives, self._store)
+                self.drain_once()
             except Exception:
                 log.exception("dead-letter watcher failed; trying again")
                 self._stop.wait(STATUS_POLL_S)
+
+    def drain_once(self) -> int:
+        """Receive one batch, mark, delete what was handled; returns how many were deleted."""
+        response = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=SQS_BATCH_MAX,
+            WaitTimeSeconds=LOCAL_RECEIVE_WAIT_S,
+            VisibilityTimeout=DLQ_RETRY_S,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        result = handle_event({"Records": [lambda_record(m) for m in messages]}, self._store)
+        failed = {failure["itemIdentifier"] for failure in result["batchItemFailures"]}
+        handled = [m for m in messages if m["MessageId"] not in failed]
+        if not handled:
+            return 0
+        deleted = self._sqs.delete_message_batch(
+            QueueUrl=self._url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(handled)
+            ],
+        )
+        for failure in deleted.get("Failed", []):
+            # Marked already; it comes back and marking it again changes nothing.
+            log.warning("could not delete a dead letter: %s", failure.get("Message"))
+        return len(handled) - len(deleted.get("Failed", []))
 
 
 @dataclass(frozen=True, slots=True)
