@@ -44,7 +44,8 @@ class DocumentTimeout(BadInput):
     def __init__(self, seconds: float) -> None:
         super().__init__(
             ErrorCategory.TIMEOUT,
-            f"Conversion took longer than the limit of {seconds:g} seconds.",
+            f"Conversion took longer than the limit of {seconds:g} "
+            f"second{'' if seconds == 1 else 's'}.",
         )
 
 

@@ -27,6 +27,9 @@ _PDF_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, pymupd
 ENCRYPTED_MESSAGE = "The PDF is password-protected; pagedrop cannot open it without the password."
 CORRUPT_MESSAGE = "The PDF is damaged and cannot be read."
 NO_PAGES_MESSAGE = "The PDF is damaged: it has no pages."
+MISSING_CONTENT_MESSAGE = (
+    "Page {number} of the PDF is damaged: its content is missing (the file may be truncated)."
+)
 
 
 def layout_size(rect: Any, dpi: int) -> tuple[int, int]:
@@ -40,12 +43,19 @@ class PdfPages:
     opened."""
 
     def __init__(
-        self, doc: Any, sizes: list[tuple[int, int, int]], *, filename: str, mime: str
+        self,
+        doc: Any,
+        sizes: list[tuple[int, int, int]],
+        *,
+        filename: str,
+        mime: str,
+        lost: frozenset[int] = frozenset(),
     ) -> None:
         self._doc = doc
         self._sizes = sizes  # (width, height, dpi) per page
         self._filename = filename
         self._mime = mime
+        self._lost = lost  # 1-based numbers of pages whose content a repair did not find
 
     @property
     def page_count(self) -> int:
@@ -60,14 +70,18 @@ class PdfPages:
             ) from exc
         width, height, dpi = self._sizes[number - 1]
         scale = dpi / POINTS_PER_INCH
+        lost = number in self._lost
         return PageInput(
             number=number,
             layout_width=width,
             layout_height=height,
             dpi=dpi,
             scale=scale,
-            render=partial(_render, pdf_page, number, scale, width, height),
-            pdf_page=pdf_page,
+            render=partial(_render, pdf_page, number, scale, width, height, lost=lost),
+            # A lost page offers no text layer (routing would take it for a blank page and
+            # the text layer would return nothing): every engine then renders it, and
+            # rendering reports the loss, so the page is marked failed.
+            pdf_page=None if lost else pdf_page,
             filename=self._filename,
             filetype=self._mime,
         )
@@ -84,13 +98,14 @@ def open_pdf(path: Path, limits: Limits, *, dpi: int, filename: str, mime: str) 
         raise BadInput(ErrorCategory.CORRUPT, CORRUPT_MESSAGE) from exc
     try:
         sizes = _checked_sizes(doc, limits, dpi)
+        lost = _lost_pages(doc)
     except _PDF_ERRORS as exc:
         doc.close()
         raise BadInput(ErrorCategory.CORRUPT, CORRUPT_MESSAGE) from exc
     except BaseException:
         doc.close()
         raise
-    return PdfPages(doc, sizes, filename=filename, mime=mime)
+    return PdfPages(doc, sizes, filename=filename, mime=mime, lost=lost)
 
 
 def _checked_sizes(doc: Any, limits: Limits, dpi: int) -> list[tuple[int, int, int]]:
@@ -118,10 +133,43 @@ def _checked_sizes(doc: Any, limits: Limits, dpi: int) -> list[tuple[int, int, i
     return sizes
 
 
-def _render(page: Any, number: int, scale: float, width: int, height: int) -> np.ndarray:
+def _lost_pages(doc: Any) -> frozenset[int]:
+    """Pages (1-based) whose own object or content MuPDF's repair did not find.
+
+    A truncated file (a cut-off upload) is repaired silently, and a page past the cut then
+    draws as a blank page: its content is lost, not empty, and must not pass for an empty
+    page. Lost: the page object is missing, or one of its content streams is missing or cut
+    so short that nothing of it decodes. Only repaired files are checked; in an intact file
+    a reference to a missing object is a legal empty page.
+    """
+    if not doc.is_repaired:
+        return frozenset()
+    objects = doc.xref_length()
+
+    def missing(xref: int) -> bool:
+        try:
+            if not 0 < xref < objects or not doc.xref_is_stream(xref):
+                return True
+            return bool(doc.xref_stream_raw(xref)) and not doc.xref_stream(xref)
+        except _PDF_ERRORS:
+            return True
+
+    lost = set()
+    for index in range(doc.page_count):
+        page = doc.load_page(index)
+        if not 0 < page.xref < objects or any(missing(x) for x in page.get_contents()):
+            lost.add(index + 1)
+    return frozenset(lost)
+
+
+def _render(
+    page: Any, number: int, scale: float, width: int, height: int, *, lost: bool = False
+) -> np.ndarray:
     """Render one page as displayed (rotation applied) straight to an RGB array."""
     if page.parent is None:
         raise RuntimeError("The document was closed before its page was rendered.")
+    if lost:
+        raise BadInput(ErrorCategory.CORRUPT, MISSING_CONTENT_MESSAGE.format(number=number))
     try:
         pix = page.get_pixmap(
             matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False

@@ -35,11 +35,12 @@ def check_output_key_length(prefix: str) -> None:
     """Refuse a source whose outputs' keys would be longer than S3 allows."""
     longest = len((prefix + LONGEST_OUTPUT_NAME).encode("utf-8"))
     if longest > MAX_KEY_BYTES:
+        over = longest - MAX_KEY_BYTES
         raise BadInput(
             ErrorCategory.UNSUPPORTED,
             f"The object's key is too long: its outputs' keys would be {longest} bytes, over "
-            f"S3's limit of {MAX_KEY_BYTES}. Use a key at least {longest - MAX_KEY_BYTES} "
-            "bytes shorter.",
+            f"S3's limit of {MAX_KEY_BYTES}. Use a key at least {over} "
+            f"byte{'s' if over > 1 else ''} shorter.",
         )
 
 

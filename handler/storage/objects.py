@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,11 @@ _STREAM_ERRORS = (
 GONE_CODES = frozenset(
     {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "PreconditionFailed", "412"}
 )
+
+
+DELETE_BATCH_MAX = 1000  # DeleteObjects takes at most 1,000 keys
+# Characters XML 1.0 cannot carry: a key holding one cannot go in DeleteObjects' XML body.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class ObjectChanged(PagedropError):
@@ -190,9 +196,20 @@ class ObjectStore:
         return keys
 
     def delete_keys(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
-            chunk = keys[start : start + 1000]
-            self._s3.delete_objects(
+        """Delete keys in batches; keys XML cannot carry are deleted one by one (in the URL)."""
+        batchable = [k for k in keys if not _NOT_XML.search(k)]
+        for key in keys:
+            if _NOT_XML.search(key):
+                self._s3.delete_object(Bucket=self.bucket, Key=key)
+        for start in range(0, len(batchable), DELETE_BATCH_MAX):
+            chunk = batchable[start : start + DELETE_BATCH_MAX]
+            response = self._s3.delete_objects(
                 Bucket=self.bucket,
                 Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
             )
+            errors = response.get("Errors", [])
+            if errors:  # the call succeeds as a whole while keys fail one by one
+                raise TransientError(
+                    f"{len(errors)} of {len(chunk)} deletes failed: "
+                    f"{errors[0].get('Code', '?')} {errors[0].get('Message', '')}".strip()
+                )

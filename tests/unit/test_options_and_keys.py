@@ -7,7 +7,14 @@ from pydantic import ValidationError
 
 from handler.errors import BadInput, ErrorCategory
 from handler.settings import Settings
-from handler.storage.keys import KeyOutsidePrefix, output_prefix_for, safe_relative_path
+from handler.storage.keys import (
+    LONGEST_OUTPUT_NAME,
+    MAX_KEY_BYTES,
+    KeyOutsidePrefix,
+    check_output_key_length,
+    output_prefix_for,
+    safe_relative_path,
+)
 from handler.worker.options import options_from_metadata, parse_pages
 
 
@@ -52,6 +59,16 @@ def test_output_prefix_keeps_the_folders() -> None:
 def test_keys_outside_the_input_prefix_are_refused(key: str) -> None:
     with pytest.raises(KeyOutsidePrefix):
         output_prefix_for(key, "input/", "output/")
+
+
+@pytest.mark.parametrize(("over", "says"), [(1, "1 byte shorter."), (7, "7 bytes shorter.")])
+def test_a_key_too_long_for_its_outputs_says_how_much_to_cut(over: int, says: str) -> None:
+    prefix = "o/" + "k" * (MAX_KEY_BYTES - len(LONGEST_OUTPUT_NAME) - 2 + over)
+    with pytest.raises(BadInput) as caught:
+        check_output_key_length(prefix)
+    assert caught.value.category is ErrorCategory.UNSUPPORTED
+    assert caught.value.message.endswith(says)
+    check_output_key_length(prefix[:-over])  # exactly at the limit: accepted
 
 
 def test_local_paths_cannot_escape() -> None:
