@@ -57,7 +57,13 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=60.0, gt=0)
     lease_s: int = Field(default=300, ge=10)
     receive_wait_s: int = Field(default=20, ge=0, le=20)
-    receive_batch: int = Field(default=10, ge=1, le=10)
+    receive_batch: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Messages per receive. Documents take seconds to minutes, so prefetching "
+        "gains nothing, and every message a worker holds loses a receive when it dies.",
+    )
     retry_delay_s: int = Field(
         default=30,
         ge=0,

@@ -47,7 +47,7 @@ def clients(stack_settings: Settings) -> Clients:
     return make_clients(stack_settings, local_boto3_session())
 
 
-def drain(settings: Settings, clients: Clients, *, idle_polls: int = 2) -> object:
+def drain(settings: Settings, clients: Clients, *, idle_polls: int = 1) -> object:
     """Run a real worker on the stack's queue until it finds the queue empty; its stats."""
     from handler.worker.build import build_worker
 

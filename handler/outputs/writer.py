@@ -3,12 +3,17 @@
 Per-page files are written as pages complete and double as the resume checkpoint: a page
 counts as done when its ``pages/NNNN.json`` exists with the source version in its metadata
 (the JSON is written after the markdown). ``manifest.json`` is written last.
+
+The final outputs (``document.md``, ``elements.json``, ``manifest.json``) are written with
+:meth:`ObjectStore.put_fenced`: only by the holder of the lease, and never over a write made
+after its fence passed. Page files are written after the caller's fence (the conditional
+progress write) only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +49,18 @@ def dumps(value: Any) -> bytes:
 class OutputWriter:
     """The outputs of one source version."""
 
-    def __init__(self, objects: ObjectStore, prefix: str, version: str) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        prefix: str,
+        version: str,
+        fence: Callable[[], None] = lambda: None,
+    ) -> None:
         self._objects = objects
         self.prefix = prefix
         self._version = version
+        # Raises when this worker no longer holds the document (handler.errors.LeaseLost).
+        self._fence = fence
         self.written: dict[str, StoredObject] = {}
 
     def load_checkpoints(self) -> dict[int, PageOutput]:
@@ -103,12 +116,12 @@ class OutputWriter:
         """``document.md`` and ``elements.json`` from all pages, in page order."""
         ordered = sorted(pages, key=lambda p: p.page_number)
         elements = link_parents([e for p in ordered for e in p.elements])
-        self._put(
+        self._put_fenced(
             f"{self.prefix}document.md",
             document_markdown([(p.page_number, p.markdown) for p in ordered]).encode("utf-8"),
             MARKDOWN_TYPE,
         )
-        self._put(f"{self.prefix}elements.json", dumps(elements), JSON_TYPE)
+        self._put_fenced(f"{self.prefix}elements.json", dumps(elements), JSON_TYPE)
 
     def remove_stale_pages(self, keep: Iterable[int]) -> None:
         """Delete page files of pages not in this conversion (a longer older version's, or
@@ -120,6 +133,7 @@ class OutputWriter:
             if _page_number(key) not in wanted
         ]
         if stale:
+            self._fence()
             self._objects.delete_keys(stale)
         for key in stale:
             self.written.pop(key, None)
@@ -133,7 +147,12 @@ class OutputWriter:
                 for o in sorted(self.written.values(), key=lambda o: o.key)
             ],
         }
-        return self._put(f"{self.prefix}manifest.json", dumps(manifest), JSON_TYPE)
+        return self._put_fenced(f"{self.prefix}manifest.json", dumps(manifest), JSON_TYPE)
+
+    def _put_fenced(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        stored = self._objects.put_fenced(key, data, content_type, self._fence)
+        self.written[key] = stored
+        return stored
 
     def _put(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None

@@ -130,9 +130,11 @@ class StatusStore:
             try:
                 self._put_claim(ref, claim, before, output_prefix, now)
             except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                if not self._holds(claim):
                     continue  # someone else wrote in between: judge again
-                raise
+                # Our own write, applied, answered with a fault and retried: it is ours.
             return ClaimResult(ClaimOutcome.CLAIMED, claim=claim, item=before)
         return ClaimResult(ClaimOutcome.BUSY, item=self.get(ref.pk))
 
@@ -266,9 +268,21 @@ class StatusStore:
                 ExpressionAttributeValues=_to_ddb(bound),
             )
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            # botocore retries a write that was applied but answered with a fault; the retry
+            # then fails its condition. That write was ours: the item shows its result.
+            if not self._holds(claim, values.get("status", Status.PROCESSING.value)):
                 raise LeaseLost(f"the lease on {claim.pk} was taken over") from exc
-            raise
+
+    def _holds(self, claim: Claim, status: str = Status.PROCESSING.value) -> bool:
+        """Whether the item is this claim's, in ``status`` (read after a failed condition)."""
+        item = self.get(claim.pk)
+        return (
+            item is not None
+            and item.raw.get("lease_token") == claim.token
+            and item.raw.get("status") == status
+        )
 
     # -- writes without a lease --------------------------------------------------------
 
@@ -294,6 +308,21 @@ class StatusStore:
                 "expires_at": int(now + self._retention_s),
             }
         )
+        # What an item created here needs for a redrive of this version; kept if present.
+        kept = {
+            name: value
+            for name, value in {
+                "etag": ref.etag,
+                "version_id": ref.version_id,
+                "sequencer": ref.sequencer,
+                "size": ref.size,
+            }.items()
+            if value is not None
+        }
+        for i, (name, value) in enumerate(kept.items()):
+            update += f", #k{i} = if_not_exists(#k{i}, :k{i})"
+            names[f"#k{i}"] = name
+            bound[f":k{i}"] = value
         names.update({"#s": "status", "#v": "version", "#r": "received_at"})
         bound.update(
             {

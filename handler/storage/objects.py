@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,6 +40,9 @@ GONE_CODES = frozenset(
 )
 
 
+FENCED_PUT_ATTEMPTS = 3
+# A conditional write that lost: PreconditionFailed, or 409 when two writes race.
+CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 DELETE_BATCH_MAX = 1000  # DeleteObjects takes at most 1,000 keys
 # Characters XML 1.0 cannot carry: a key holding one cannot go in DeleteObjects' XML body.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -176,6 +180,43 @@ class ObjectStore:
             Metadata=metadata or {},
         )
         return StoredObject.of(key, data)
+
+    def put_fenced(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str,
+        fence: Callable[[], None],
+    ) -> StoredObject:
+        """Write only while ``fence`` passes, and only over what was there when it passed.
+
+        Read the object's ETag, run the fence (it raises when this worker lost its lease),
+        then write conditionally on that ETag (or on there being no object). A worker
+        that passed its fence and then stalled finds the object changed under it (412),
+        checks its fence again and stops; the owner of the lease always wins.
+        """
+        for _ in range(FENCED_PUT_ATTEMPTS):
+            current = self._etag(key)
+            fence()
+            condition = {"IfMatch": current} if current else {"IfNoneMatch": "*"}
+            try:
+                self._s3.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **condition
+                )
+            except ClientError as exc:
+                if error_code(exc) in CONFLICT_CODES:
+                    continue  # written by someone else since the read: judge again
+                raise
+            return StoredObject.of(key, data)
+        raise TransientError(f"s3://{self.bucket}/{key} kept changing while it was written")
+
+    def _etag(self, key: str) -> str | None:
+        try:
+            return str(self._s3.head_object(Bucket=self.bucket, Key=key)["ETag"])
+        except ClientError as exc:
+            if error_code(exc) in GONE_CODES:
+                return None
+            raise
 
     def get(self, key: str) -> tuple[bytes, dict[str, str]] | None:
         """An object's bytes and user metadata, or None when there is no such key."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from handler.worker.heartbeat import Heartbeat
 from handler.worker.options import options_from_metadata
 
 log = logging.getLogger(__name__)
+
+BUSY_MARGIN_S = 2  # seconds past another worker's lease before its document is looked at again
 
 
 class Disposition(StrEnum):
@@ -93,8 +96,10 @@ class DocumentProcessor:
         except Exception as exc:
             return _retry(exc, ref)
         if result.outcome is ClaimOutcome.BUSY:
-            remaining = int(result.item.lease_until - time.time()) if result.item else 30
-            return Outcome(Disposition.LATER, "busy: another worker holds it", max(remaining, 1))
+            # Look again just after the lease ends (each look costs a receive of the message).
+            until = result.item.lease_until if result.item else time.time() + 30
+            delay = math.ceil(until - time.time()) + BUSY_MARGIN_S
+            return Outcome(Disposition.LATER, "busy: another worker holds it", max(delay, 1))
         if result.outcome is not ClaimOutcome.CLAIMED:
             return Outcome(Disposition.DELETE, result.outcome.value)
         assert result.claim is not None
@@ -154,7 +159,12 @@ class DocumentProcessor:
                     version_token(ref),
                     options.languages or self._settings.languages,
                 )
-                writer = OutputWriter(self._objects, out_prefix, source.version)
+                writer = OutputWriter(
+                    self._objects,
+                    out_prefix,
+                    source.version,
+                    fence=lambda: self._status.heartbeat(claim),
+                )
                 pages = writer.load_checkpoints()
                 pages = {n: p for n, p in pages.items() if n in numbers}
                 self._status.progress(
@@ -198,10 +208,9 @@ class DocumentProcessor:
             # No document.md or manifest: the manifest means "complete" to downstream.
             raise BadInput(
                 ErrorCategory.CORRUPT,
-                f"{len(failed)} of {len(ordered)} pages could not be converted "
-                f"(first: page {failed[0].page_number}: {failed[0].error}).",
+                f"{len(failed)} of {len(ordered)} pages could not be converted; "
+                f"the first: {_sentence(failed[0].error)}",
             )
-        self._status.heartbeat(claim)  # fence: still ours, for another lease period
         writer.write_document(ordered)
         writer.remove_stale_pages(keep=numbers)
         timings = Timings(
@@ -255,6 +264,11 @@ class DocumentProcessor:
             self._status.release(claim)
         except Exception as exc:  # the lease then simply runs out
             log.warning("could not release the lease: %s", exc, extra={"pk": claim.pk})
+
+
+def _sentence(text: str | None) -> str:
+    text = (text or "unknown error").strip()
+    return text if text.endswith(".") else f"{text}."
 
 
 def _retry(exc: Exception, ref: ObjectRef) -> Outcome:

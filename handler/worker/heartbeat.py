@@ -38,6 +38,9 @@ class Heartbeat:
         self._interval_s = interval_s
         self._visibility_s = visibility_timeout_s
         self._lock = threading.Lock()
+        # Held while visibility is being extended; drop() waits for it, so that no extension
+        # of a message can land after the loop has settled it (handed back, retry delay).
+        self._extending = threading.Lock()
         self._receipts: dict[str, str] = {}  # message id -> receipt handle
         self._claim: Claim | None = None
         self._stop = threading.Event()
@@ -57,7 +60,8 @@ class Heartbeat:
             self._receipts[message_id] = receipt_handle
 
     def drop(self, message_id: str) -> None:
-        with self._lock:
+        """Stop extending a message; returns once no extension of it is in flight."""
+        with self._extending, self._lock:
             self._receipts.pop(message_id, None)
 
     def held(self) -> dict[str, str]:
@@ -71,16 +75,22 @@ class Heartbeat:
 
     def beat(self) -> None:
         """One round of extensions (the thread calls this; tests may call it directly)."""
+        with self._extending:
+            with self._lock:
+                receipts = list(self._receipts.items())
+            self._extend_visibility(receipts)
         with self._lock:
-            receipts = list(self._receipts.items())
             claim = self._claim
-        self._extend_visibility(receipts)
         if claim is not None:
             try:
                 self._status.heartbeat(claim)
             except LeaseLost:
-                log.warning("lease lost", extra={"pk": claim.pk})
-                self.lease_lost.set()
+                with self._lock:
+                    # The document may have been finished (and another begun) while the
+                    # write was in flight: only a lease lost on the current claim counts.
+                    if self._claim is claim:
+                        log.warning("lease lost", extra={"pk": claim.pk})
+                        self.lease_lost.set()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -90,7 +100,7 @@ class Heartbeat:
         for start in range(0, len(receipts), SQS_BATCH_MAX):
             chunk = receipts[start : start + SQS_BATCH_MAX]
             try:
-                self._sqs.change_message_visibility_batch(
+                response = self._sqs.change_message_visibility_batch(
                     QueueUrl=self._queue_url,
                     Entries=[
                         {
@@ -105,6 +115,16 @@ class Heartbeat:
                 if not is_transient(exc):
                     raise
                 log.warning("visibility heartbeat failed, will retry: %s", exc)
+                continue
+            # A batch call succeeds as a whole while its entries may fail one by one.
+            failed = response.get("Failed", [])
+            if failed:
+                log.warning(
+                    "visibility not extended for %d of %d message(s), will retry: %s",
+                    len(failed),
+                    len(chunk),
+                    ", ".join(sorted({str(f.get("Code", "?")) for f in failed})),
+                )
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

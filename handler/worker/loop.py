@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Backoff after a failed receive (the endpoint is down or throttling), seconds.
 RECEIVE_BACKOFF_S = (1, 2, 5, 10, 30)
+# After its wait, a long poll's answer may still be on its way; seconds.
+POLL_END_SLACK_S = 5
 
 
 @dataclass(slots=True)
@@ -75,6 +77,7 @@ class Worker:
         self._stopping = stop_event or threading.Event()
         self._finished = threading.Event()
         self._grace_s = settings.shutdown_grace_s
+        self._poll_started: float | None = None  # monotonic start of the poll in progress
         self.stats = WorkerStats()
 
     # -- control -----------------------------------------------------------------------
@@ -93,7 +96,9 @@ class Worker:
         The document in progress stops after its current page. Should that page take longer
         than ``shutdown_grace_s``, a watchdog releases the lease, hands every held message
         back and ends the process (exit status 0), so the bound on shutdown holds even for a
-        page stuck in an engine.
+        page stuck in an engine. An idle worker's long poll is let run out (at most
+        ``receive_wait_s``) and whatever it brings is handed back: a poll abandoned half way
+        leaves SQS holding what it received for the whole visibility timeout.
         """
 
         def on_signal(signum: int, frame: object) -> None:
@@ -108,6 +113,12 @@ class Worker:
     def _watchdog(self) -> None:
         if self._finished.wait(self._grace_s):
             return
+        poll_started = self._poll_started
+        if poll_started is not None:
+            # Idle in a long poll: let it end by itself (see install_signal_handlers).
+            poll_ends = poll_started + self._wait_s + POLL_END_SLACK_S
+            if self._finished.wait(max(0.0, poll_ends - time.monotonic())):
+                return
         log.error(
             "still busy %.0f s after the stop signal: handing back and exiting", self._grace_s
         )
@@ -148,14 +159,18 @@ class Worker:
     # -- one batch ---------------------------------------------------------------------
 
     def _receive(self) -> list[dict[str, Any]]:
-        response = self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch,
-            WaitTimeSeconds=self._wait_s,
-            # The worker's own timeout, not the queue's: its heartbeat is timed against it.
-            VisibilityTimeout=self._visibility_s,
-            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-        )
+        self._poll_started = time.monotonic()
+        try:
+            response = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=self._batch,
+                WaitTimeSeconds=self._wait_s,
+                # The worker's own timeout, not the queue's: its heartbeat is timed against it.
+                VisibilityTimeout=self._visibility_s,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        finally:
+            self._poll_started = None
         return list(response.get("Messages", []))
 
     def handle_batch(self, messages: list[dict[str, Any]]) -> None:
@@ -246,13 +261,13 @@ class Worker:
         """Make every message still held visible again (shutdown)."""
         held = self._heartbeat.held()
         for message_id, receipt in held.items():
+            self._heartbeat.drop(message_id)  # first: no extension may follow the hand-back
             try:
                 self._sqs.change_message_visibility(
                     QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
                 )
             except Exception as exc:
                 log.warning("could not hand back %s: %s", message_id, exc)
-            self._heartbeat.drop(message_id)
         if held:
             log.info("handed back %d message(s)", len(held))
 
