@@ -29,6 +29,7 @@ from handler.settings import Settings
 from handler.worker.build import status_store
 from tests.conftest import SAMPLES, drain, upload
 from tests.hostile_files import pdf_claiming_pages
+from tests.integration.processes import scanned_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,16 +59,6 @@ def _born_digital_pdf(path: Path, pages: int) -> Path:
             page = pdf.new_page(width=612, height=792)
             page.insert_text((72, 90), f"Chapter {number}", fontsize=20)
             page.insert_textbox(pymupdf.Rect(72, 120, 540, 720), (_PARAGRAPH * 3 + "\n\n") * 4)
-        pdf.save(path)
-    return path
-
-
-def _scanned_pdf(path: Path, pages: int) -> Path:
-    """A PDF of ``pages`` image-only pages (the phototest scan at its own size)."""
-    with pymupdf.open() as pdf:
-        for _ in range(pages):
-            page = pdf.new_page(width=230.4, height=172.8)
-            page.insert_image(page.rect, filename=str(SAMPLES / "tess__phototest.tif"))
         pdf.save(path)
     return path
 
@@ -187,8 +178,8 @@ def test_memory_of_a_20_page_scan_stays_near_that_of_a_2_page_one(
     endpoint: LocalEndpoint, tmp_path: Path
 ) -> None:
     # Given a 2-page and a 20-page scanned PDF (image-only: every page goes to OCR)
-    small_pdf = _scanned_pdf(tmp_path / "small.pdf", 2)
-    large_pdf = _scanned_pdf(tmp_path / "large.pdf", SCANNED_PAGES)
+    small_pdf = scanned_pdf(tmp_path / "small.pdf", 2)
+    large_pdf = scanned_pdf(tmp_path / "large.pdf", SCANNED_PAGES)
     # When a fresh worker process converts each
     small = _convert_in_a_worker_process(endpoint, small_pdf, "ocr/2.pdf")
     large = _convert_in_a_worker_process(endpoint, large_pdf, "ocr/large.pdf")
