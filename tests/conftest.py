@@ -16,6 +16,12 @@ from handler.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = Path(__file__).parent.parent / "samples"
+# Dummy credentials for clients and processes pointed at the embedded endpoint.
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 _stack_numbers = itertools.count(1)
 _RUN = uuid.uuid4().hex[:8]
 

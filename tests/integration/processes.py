@@ -14,7 +14,7 @@ import pymupdf
 
 from handler.aws import Clients
 from handler.settings import Settings
-from tests.conftest import SAMPLES
+from tests.conftest import LOCAL_AWS_ENV, SAMPLES
 
 T = TypeVar("T")
 
@@ -58,8 +58,7 @@ def worker_env(settings: Settings, overrides: dict[str, str] | None = None) -> d
             "PAGEDROP_ENDPOINT_URL": str(settings.endpoint_url),
             "PAGEDROP_RECEIVE_WAIT_S": "1",
             "PAGEDROP_HEARTBEAT_INTERVAL_S": "5",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **LOCAL_AWS_ENV,
             "AWS_DEFAULT_REGION": settings.region,
         }
     )

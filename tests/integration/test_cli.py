@@ -14,7 +14,7 @@ import pytest
 from handler.aws import Clients
 from handler.cli import main
 from handler.settings import Settings
-from tests.conftest import DATA, SAMPLES, drain, upload
+from tests.conftest import DATA, LOCAL_AWS_ENV, SAMPLES, drain, upload
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,7 @@ def test_status_shows_one_document_and_lists_by_status(
     key = upload(clients, stack_settings, SAMPLES / "pysf__multicolumn.pdf", "st/a.pdf")
     drain(stack_settings, clients)
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **LOCAL_AWS_ENV,
         "AWS_DEFAULT_REGION": stack_settings.region,
     }.items():
         monkeypatch.setenv(name, value)
@@ -77,8 +76,7 @@ def test_aws_cli_upload_is_converted(stack_settings: Settings, clients: Clients)
     # Given a file copied in with the AWS CLI, as the README shows
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **LOCAL_AWS_ENV,
         "AWS_DEFAULT_REGION": stack_settings.region,
     }
     target = f"s3://{stack_settings.bucket}/{stack_settings.input_prefix}x/some.pdf"

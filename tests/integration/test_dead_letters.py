@@ -29,7 +29,7 @@ from handler.lambdas import dlq
 from handler.local.run import DeadLetterWatcher
 from handler.settings import Settings
 from handler.worker.build import status_store
-from tests.conftest import SAMPLES, drain
+from tests.conftest import LOCAL_AWS_ENV, SAMPLES, drain
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,7 @@ def pagedrop(
 ) -> Callable[..., tuple[int, str, str]]:
     """Run ``pagedrop dlq ...`` against the test's stack; (exit code, stdout, stderr)."""
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **LOCAL_AWS_ENV,
         "AWS_DEFAULT_REGION": stack_settings.region,
     }.items():
         monkeypatch.setenv(name, value)
@@ -133,8 +132,7 @@ def _run_dlq_function(
     for name, value in {
         "PAGEDROP_TABLE_NAME": settings.table_name,
         "PAGEDROP_ENDPOINT_URL": str(settings.endpoint_url),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **LOCAL_AWS_ENV,
     }.items():
         monkeypatch.setenv(name, value)
     records = [dlq.lambda_record(m) for m in _receive_all(clients, settings.dlq_url)]

@@ -12,6 +12,7 @@ from handler.lambdas import dlq
 from handler.settings import Settings
 from handler.status.model import Status
 from handler.worker.build import status_store
+from tests.conftest import LOCAL_AWS_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +64,7 @@ def test_lambda_handler_marks_a_stuck_document_exhausted(
     for name, value in {
         "PAGEDROP_TABLE_NAME": stack_settings.table_name,
         "PAGEDROP_ENDPOINT_URL": str(stack_settings.endpoint_url),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **LOCAL_AWS_ENV,
     }.items():
         monkeypatch.setenv(name, value)
     dlq._store.cache_clear()

@@ -27,7 +27,7 @@ from handler.local.endpoint import LocalEndpoint, local_boto3_session
 from handler.local.resources import LocalStack, create_local_stack
 from handler.settings import Settings
 from handler.worker.build import status_store
-from tests.conftest import SAMPLES, drain, upload
+from tests.conftest import LOCAL_AWS_ENV, SAMPLES, drain, upload
 from tests.hostile_files import pdf_claiming_pages
 from tests.integration.processes import scanned_pdf
 
@@ -87,8 +87,7 @@ def _worker_env(stack: LocalStack) -> dict[str, str]:
     env.update(
         {
             "PAGEDROP_RECEIVE_WAIT_S": "1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **LOCAL_AWS_ENV,
             "AWS_DEFAULT_REGION": stack.region,
             "PYTHONUNBUFFERED": "1",  # its log is read when a test fails
         }
