@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from handler.outputs.elements import link_parents
-from handler.outputs.markdown import document_markdown
+from handler.outputs.document import assemble_document
+from handler.outputs.page import PageOutput
 from handler.storage.keys import page_key
 from handler.storage.objects import ObjectStore, StoredObject
 
@@ -27,19 +26,6 @@ JSON_TYPE = "application/json"
 META_VERSION = "pagedrop-source-version"
 META_ENGINE = "pagedrop-engine"
 META_SECONDS = "pagedrop-seconds"
-
-
-@dataclass(slots=True)
-class PageOutput:
-    """One converted (or failed) page, as written or read back from its checkpoint."""
-
-    page_number: int
-    markdown: str
-    elements: list[dict[str, Any]]
-    engine: str
-    seconds: float = 0.0
-    error: str | None = None
-    resumed: bool = False
 
 
 def dumps(value: Any) -> bytes:
@@ -114,14 +100,11 @@ class OutputWriter:
 
     def write_document(self, pages: list[PageOutput]) -> None:
         """``document.md`` and ``elements.json`` from all pages, in page order."""
-        ordered = sorted(pages, key=lambda p: p.page_number)
-        elements = link_parents([e for p in ordered for e in p.elements])
+        document = assemble_document(pages)
         self._put_fenced(
-            f"{self.prefix}document.md",
-            document_markdown([(p.page_number, p.markdown) for p in ordered]).encode("utf-8"),
-            MARKDOWN_TYPE,
+            f"{self.prefix}document.md", document.markdown.encode("utf-8"), MARKDOWN_TYPE
         )
-        self._put_fenced(f"{self.prefix}elements.json", dumps(elements), JSON_TYPE)
+        self._put_fenced(f"{self.prefix}elements.json", dumps(document.elements), JSON_TYPE)
 
     def remove_stale_pages(self, keep: Iterable[int]) -> None:
         """Delete page files of pages not in this conversion (a longer older version's, or
