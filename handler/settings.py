@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -11,6 +13,7 @@ MIB = 1024 * 1024
 
 EngineName = Literal["auto", "text-layer", "rapidocr", "paddleocr-vl", "vlm"]
 OcrEngineName = Literal["rapidocr", "paddleocr-vl", "vlm"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -28,6 +31,11 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     endpoint_url: str | None = Field(
         default=None, description="AWS endpoint for local runs; unset means real AWS."
+    )
+    profile: str | None = Field(
+        default=None,
+        description="A named AWS profile (~/.aws/config) for credentials; unset means boto3's "
+        "default chain (AWS_* variables, AWS_PROFILE, instance role).",
     )
 
     # Engines.
@@ -77,6 +85,30 @@ class Settings(BaseSettings):
     # Retention and identity.
     retention_days: int = Field(default=30, ge=1)
     worker_id: str = ""
+
+    # Observability (docs/operations.md).
+    log_level: LogLevel = "INFO"
+    metrics_namespace: str = Field(
+        default="pagedrop", min_length=1, max_length=255, description="CloudWatch namespace."
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Print metrics (CloudWatch embedded metric format) to stdout."
+    )
+    health_file: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "pagedrop-health.json",
+        description="Where the worker writes its readiness (read by `pagedrop health`).",
+    )
+    health_port: int = Field(
+        default=0, ge=0, le=65535, description="HTTP port for GET /health; 0 = no endpoint."
+    )
+    health_host: str = Field(
+        default="127.0.0.1", description="Address the health endpoint listens on."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("input_prefix", "output_prefix")
     @classmethod

@@ -6,6 +6,8 @@ whose marking failed is reported and comes back. A poison body names no document
 logged with its reason and consumed too. The status item keeps what re-creates the event,
 so ``pagedrop dlq redrive --exhausted`` can retry a document after a fix. Locally the same
 code runs on messages read from the DLQ (:class:`handler.local.run.DeadLetterWatcher`).
+In Lambda, each document marked counts in the ``DocumentsExhausted`` metric (EMF on
+stdout, which Lambda sends to CloudWatch Logs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from handler.errors import PoisonMessage
 from handler.events.model import ObjectRef
 from handler.events.parse import parse_body
+from handler.metrics import DOCUMENTS_EXHAUSTED, Metrics
 from handler.status.store import StatusStore
 
 log = logging.getLogger(__name__)
@@ -86,19 +89,37 @@ def lambda_record(message: Mapping[str, Any], source_arn: str = "") -> dict[str,
     }
 
 
-def handle_event(event: dict[str, Any], store: StatusStore, context: Any = None) -> dict[str, Any]:
+def handle_event(
+    event: dict[str, Any],
+    store: StatusStore,
+    context: Any = None,
+    metrics: Metrics | None = None,
+) -> dict[str, Any]:
     """Mark what each record names; the partial batch response lists the records that failed."""
+    metrics = metrics or Metrics.disabled()
 
     def record_handler(record: SQSRecord) -> None:
-        mark_exhausted(record.body, record.attributes.approximate_receive_count, store)
+        marked = mark_exhausted(record.body, record.attributes.approximate_receive_count, store)
+        if marked:
+            metrics.count(DOCUMENTS_EXHAUSTED, marked)
 
     # A batch that failed entirely is reported like any other, not raised: the records
     # come back either way, and the function's error metric stays for real errors.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        metrics.flush()
     return dict(response)
+
+
+@functools.cache
+def _metrics() -> Metrics:
+    from handler.settings import Settings
+
+    return Metrics.from_settings(Settings())
 
 
 @functools.cache
@@ -117,4 +138,4 @@ def _store() -> StatusStore:
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
-    return handle_event(event, _store(), context)
+    return handle_event(event, _store(), context, _metrics())

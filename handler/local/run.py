@@ -52,6 +52,8 @@ def local_environment(
         session = local_boto3_session()
         raw = [endpoint.client(name, session) for name in ("s3", "sqs", "dynamodb")]
         stack = create_local_stack(*raw, bucket=bucket)
+        # No metrics by default: EMF lines are for CloudWatch, not a person's terminal.
+        overrides = {"metrics_enabled": False, **overrides}
         settings = stack.settings(
             endpoint_url=endpoint.url, receive_wait_s=LOCAL_RECEIVE_WAIT_S, **overrides
         )

@@ -6,6 +6,8 @@ import threading
 
 from handler.aws import Clients
 from handler.engines.registry import EngineSet
+from handler.health import HealthReporter
+from handler.metrics import Metrics
 from handler.settings import Settings
 from handler.status.store import StatusStore
 from handler.storage.objects import ObjectStore
@@ -23,8 +25,19 @@ def status_store(settings: Settings, clients: Clients) -> StatusStore:
     )
 
 
-def build_worker(settings: Settings, clients: Clients, engines: EngineSet | None = None) -> Worker:
-    """A worker on the settings' queue; ``engines`` may be shared between workers."""
+def build_worker(
+    settings: Settings,
+    clients: Clients,
+    engines: EngineSet | None = None,
+    *,
+    metrics: Metrics | None = None,
+) -> Worker:
+    """A worker on the settings' queue; ``engines`` may be shared between workers.
+
+    ``metrics`` defaults to the settings' (EMF lines on stdout, or none when disabled).
+    """
+    metrics = metrics or Metrics.from_settings(settings)
+    worker_id = settings.worker_id or default_worker_id()
     status = status_store(settings, clients)
     heartbeat = Heartbeat(
         clients.sqs,
@@ -40,8 +53,9 @@ def build_worker(settings: Settings, clients: Clients, engines: EngineSet | None
         status,
         engines or EngineSet(settings),
         heartbeat,
-        settings.worker_id or default_worker_id(),
+        worker_id,
         should_stop=stop.is_set,
+        metrics=metrics,
     )
     return Worker(
         clients.sqs,
@@ -51,4 +65,6 @@ def build_worker(settings: Settings, clients: Clients, engines: EngineSet | None
         heartbeat,
         settings,
         stop_event=stop,
+        metrics=metrics,
+        health=HealthReporter(settings.health_file, worker=worker_id),
     )

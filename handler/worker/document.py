@@ -11,13 +11,16 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
+from handler import logs
 from handler.aws import is_transient
 from handler.documents.limits import Limits
 from handler.documents.messages import check_size
 from handler.documents.open import open_document
-from handler.engines.registry import EngineSet
-from handler.errors import BadInput, ErrorCategory, LeaseLost, TransientError
+from handler.engines.registry import AUTO, TEXT_ENGINE, EngineSet
+from handler.errors import BadInput, EngineUnavailable, ErrorCategory, LeaseLost, TransientError
 from handler.events.model import ObjectRef
+from handler.health import engine_needs_gpu, gpu_present
+from handler.metrics import Metrics
 from handler.outputs.elements import SourceContext
 from handler.outputs.manifest import Timings, build_manifest, engines_used
 from handler.outputs.writer import OutputWriter, PageOutput
@@ -28,6 +31,7 @@ from handler.storage.keys import KeyOutsidePrefix, check_output_key_length, outp
 from handler.storage.objects import ObjectChanged, ObjectInfo, ObjectStore
 from handler.worker.convert import ConvertOptions, Interrupted, convert_pages
 from handler.worker.heartbeat import Heartbeat
+from handler.worker.observe import BUG, FAULT, LEASE_LOST, DocumentObserver
 from handler.worker.options import options_from_metadata
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ class Outcome:
     reason: str
     delay_s: int = 0  # for LATER
     status: Status | None = None
+    log_context: logs.DocumentLogContext | None = None  # the ids its log lines carried
 
 
 class DocumentProcessor:
@@ -64,6 +69,8 @@ class DocumentProcessor:
         heartbeat: Heartbeat | None,
         worker_id: str,
         should_stop: Callable[[], bool] = lambda: False,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._objects = objects
@@ -73,37 +80,84 @@ class DocumentProcessor:
         self._worker_id = worker_id
         self._should_stop = should_stop
         self._current: Claim | None = None
+        self._observe = DocumentObserver(metrics or Metrics.disabled())
         self._limits = Limits(
             max_bytes=settings.max_bytes,
             max_pages=settings.max_pages,
             max_pixels_per_page=settings.max_pixels_per_page,
         )
 
-    def process(self, ref: ObjectRef) -> Outcome:
-        """Take one document as far as it goes; never raises for a fault of AWS or the file."""
-        try:
-            out_prefix = output_prefix_for(
-                ref.key, self._settings.input_prefix, self._settings.output_prefix
-            )
-        except KeyOutsidePrefix as exc:
+    def process(self, ref: ObjectRef, receive_count: int | None = None) -> Outcome:
+        """Take one document as far as it goes; never raises for a fault of AWS or the file.
+
+        Its log lines carry the version the HEAD found, which is what the status item
+        records; without a HEAD, the version the event names.
+        """
+        with logs.document_context(ref.pk, version_token(ref)) as context:
+            try:
+                out_prefix = output_prefix_for(
+                    ref.key, self._settings.input_prefix, self._settings.output_prefix
+                )
+                info = self._objects.head_current(ref)
+            except Exception as exc:
+                self._observe.received(ref, receive_count)
+                return replace(self._not_started(exc), log_context=context)
+        ref = _with_head(ref, info)
+        with logs.document_context(ref.pk, version_token(ref)) as context:
+            self._observe.received(ref, receive_count)
+            return replace(self._claim_and_work(ref, info, out_prefix), log_context=context)
+
+    def _not_started(self, exc: Exception) -> Outcome:
+        if isinstance(exc, KeyOutsidePrefix):
+            self._observe.ignored(str(exc))
             return Outcome(Disposition.DELETE, f"ignored: {exc}")
-        try:
-            info = self._objects.head_current(ref)
-            ref = _with_head(ref, info)
-            result = self._status.claim(ref, self._worker_id, out_prefix)
-        except ObjectChanged:
+        if isinstance(exc, ObjectChanged):
+            self._observe.stale("the object changed or is gone")
             return Outcome(Disposition.DELETE, "stale: the object changed or is gone")
+        return self._retry(exc)
+
+    def _claim_and_work(self, ref: ObjectRef, info: ObjectInfo, out_prefix: str) -> Outcome:
+        try:
+            result = self._status.claim(ref, self._worker_id, out_prefix)
         except Exception as exc:
-            return _retry(exc, ref)
+            return self._retry(exc)
         if result.outcome is ClaimOutcome.BUSY:
             # Look again just after the lease ends (each look costs a receive of the message).
             until = result.item.lease_until if result.item else time.time() + 30
-            delay = math.ceil(until - time.time()) + BUSY_MARGIN_S
-            return Outcome(Disposition.LATER, "busy: another worker holds it", max(delay, 1))
+            delay = max(math.ceil(until - time.time()) + BUSY_MARGIN_S, 1)
+            self._observe.busy(result.item.worker if result.item else "", delay)
+            return Outcome(Disposition.LATER, "busy: another worker holds it", delay)
+        if result.outcome is ClaimOutcome.DUPLICATE:
+            self._observe.duplicate()
+        elif result.outcome is ClaimOutcome.STALE:
+            self._observe.stale("a newer version is recorded")
         if result.outcome is not ClaimOutcome.CLAIMED:
             return Outcome(Disposition.DELETE, result.outcome.value)
         assert result.claim is not None
+        self._observe.claimed(ref, result.claim)
         return self._work(ref, info, out_prefix, result.claim)
+
+    def load_engines(self) -> tuple[list[str], bool]:
+        """Build the engines the settings name, at start rather than on the first page.
+
+        Returns their names and whether one needs a GPU; raises ``EngineUnavailable`` when
+        one cannot start (or needs a GPU this machine lacks). An engine with a ``load()``
+        method loads its models here; the others load them on their first page.
+        """
+        names = {TEXT_ENGINE, self._settings.ocr_engine}
+        if self._settings.engine != AUTO:
+            names.add(self._settings.engine)
+        needs_gpu = False
+        for name in sorted(names):
+            engine = self._engines.get(name)
+            if engine_needs_gpu(engine):
+                needs_gpu = True
+                if not gpu_present():
+                    raise EngineUnavailable(f"The {name} engine needs a GPU and none was found.")
+            load = getattr(engine, "load", None)
+            if callable(load):
+                load()
+        return sorted(names), needs_gpu
 
     def abandon(self) -> None:
         """Release the lease of the document in progress (a forced shutdown)."""
@@ -118,22 +172,24 @@ class DocumentProcessor:
             status = self._convert(ref, info, out_prefix, claim)
             return Outcome(Disposition.DELETE, "done", status=status)
         except BadInput as exc:
-            return self._fail(claim, exc.category, exc.message)
+            return self._fail(ref, claim, exc.category, exc.message)
         except ObjectChanged:
             return self._fail(
+                ref,
                 claim,
                 ErrorCategory.INTERNAL,
                 "The object was overwritten or deleted while it was being converted; "
                 "a newer upload is converted from its own event.",
             )
         except LeaseLost:
-            return Outcome(Disposition.RETRY, "lease lost to another worker")
+            return self._lease_lost("lease lost to another worker")
         except Interrupted:
+            log.info("interrupted between pages: handing the document back")
             self._release(claim)
             return Outcome(Disposition.HAND_BACK, "interrupted")
         except Exception as exc:
             self._release(claim)
-            return _retry(exc, ref)
+            return self._retry(exc)
         finally:
             self._current = None
             if self._heartbeat is not None:
@@ -147,8 +203,10 @@ class DocumentProcessor:
         filename = ref.key.rsplit("/", 1)[-1]
         with tempfile.TemporaryDirectory(prefix="pagedrop-") as tmp:
             path = Path(tmp) / "source"  # never a name taken from the key
+            before_download = time.monotonic()
             self._objects.download(ref, path)
             downloaded = time.monotonic()
+            self._observe.downloaded(info.size, downloaded - before_download)
             with open_document(
                 path, self._limits, dpi=self._settings.ocr_dpi, filename=filename
             ) as document:
@@ -167,6 +225,7 @@ class DocumentProcessor:
                 )
                 pages = writer.load_checkpoints()
                 pages = {n: p for n, p in pages.items() if n in numbers}
+                self._observe.planned(len(numbers), len(pages), options.engine)
                 self._status.progress(
                     claim,
                     pages_done=len(pages),
@@ -185,6 +244,7 @@ class DocumentProcessor:
                         engines=engines_used(pages.values()),
                     )
                     writer.write_page(page)
+                    self._observe.page_done(page)
 
                 todo = [n for n in numbers if n not in pages]
                 convert_pages(
@@ -229,6 +289,7 @@ class DocumentProcessor:
                 attempt=claim.attempt,
             )
         )
+        self._observe.outputs_written(out_prefix, len(ordered))
         self._status.complete(
             claim,
             status,
@@ -236,6 +297,7 @@ class DocumentProcessor:
             pages_total=len(numbers),
             engines=engines_used(ordered),
         )
+        self._observe.finished(ref, status, ordered)
         return status
 
     def _final_status(self, pages: list[PageOutput]) -> Status:
@@ -252,12 +314,28 @@ class DocumentProcessor:
             raise LeaseLost("the lease was taken over")
         return self._should_stop()
 
-    def _fail(self, claim: Claim, category: ErrorCategory, message: str) -> Outcome:
+    def _fail(self, ref: ObjectRef, claim: Claim, category: ErrorCategory, message: str) -> Outcome:
         try:
             self._status.fail(claim, category, message)
         except LeaseLost:
-            return Outcome(Disposition.RETRY, "lease lost before the failure was written")
+            return self._lease_lost("lease lost before the failure was written")
+        self._observe.failed(ref, category, message)
         return Outcome(Disposition.DELETE, f"failed: {category.value}", status=Status.FAILED)
+
+    def _lease_lost(self, reason: str) -> Outcome:
+        log.warning("%s: stopping, the message will reappear", reason)
+        self._observe.retry(LEASE_LOST)
+        return Outcome(Disposition.RETRY, reason)
+
+    def _retry(self, exc: Exception) -> Outcome:
+        """A fault (retry with backoff) or a bug (logged with its traceback, retried too)."""
+        if isinstance(exc, TransientError) or is_transient(exc):
+            log.warning("transient fault, will retry: %s", exc)
+            self._observe.retry(FAULT)
+        else:
+            log.exception("unexpected error (a bug), will retry")
+            self._observe.retry(BUG)
+        return Outcome(Disposition.RETRY, f"error: {type(exc).__name__}")
 
     def _release(self, claim: Claim) -> None:
         try:
@@ -269,15 +347,6 @@ class DocumentProcessor:
 def _sentence(text: str | None) -> str:
     text = (text or "unknown error").strip()
     return text if text.endswith(".") else f"{text}."
-
-
-def _retry(exc: Exception, ref: ObjectRef) -> Outcome:
-    """A fault (retry with backoff) or a bug (logged with its traceback, retried too)."""
-    if isinstance(exc, TransientError) or is_transient(exc):
-        log.warning("transient fault, will retry: %s", exc, extra={"pk": ref.pk})
-    else:
-        log.exception("unexpected error (a bug), will retry", extra={"pk": ref.pk})
-    return Outcome(Disposition.RETRY, f"error: {type(exc).__name__}")
 
 
 def _with_head(ref: ObjectRef, info: ObjectInfo) -> ObjectRef:

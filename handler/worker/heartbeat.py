@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import Any
 
+from handler import logs
 from handler.aws import is_transient
 from handler.errors import LeaseLost
 from handler.status.store import Claim, StatusStore
@@ -20,7 +21,8 @@ class Heartbeat:
     worker holds and the lease of the claim it is working on.
 
     A lease found taken over sets :attr:`lease_lost`; the conversion checks it between
-    pages and stops.
+    pages and stops. What the thread logs for a claim carries that document's ids (the log
+    context of the thread that set the claim).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class Heartbeat:
         self._extending = threading.Lock()
         self._receipts: dict[str, str] = {}  # message id -> receipt handle
         self._claim: Claim | None = None
+        self._claim_context: logs.DocumentLogContext | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self.lease_lost = threading.Event()
@@ -71,10 +74,17 @@ class Heartbeat:
     def set_claim(self, claim: Claim | None) -> None:
         with self._lock:
             self._claim = claim
+            self._claim_context = logs.current_document() if claim is not None else None
             self.lease_lost.clear()
 
     def beat(self) -> None:
         """One round of extensions (the thread calls this; tests may call it directly)."""
+        with self._lock:
+            context = self._claim_context
+        with logs.bound(context):
+            self._beat()
+
+    def _beat(self) -> None:
         with self._extending:
             with self._lock:
                 receipts = list(self._receipts.items())
@@ -84,6 +94,7 @@ class Heartbeat:
         if claim is not None:
             try:
                 self._status.heartbeat(claim)
+                log.debug("lease extended", extra={"attempt": claim.attempt})
             except LeaseLost:
                 with self._lock:
                     # The document may have been finished (and another begun) while the

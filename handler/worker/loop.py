@@ -19,9 +19,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from handler import logs
 from handler.aws import is_transient
-from handler.errors import PoisonMessage
+from handler.errors import EngineUnavailable, PoisonMessage
 from handler.events.parse import parse_body
+from handler.health import HealthReporter, HealthServer, default_max_age_s
+from handler.metrics import POISON_MESSAGES, RECEIVE_ERRORS, Metrics
 from handler.settings import Settings
 from handler.worker.document import Disposition, DocumentProcessor, Outcome
 from handler.worker.heartbeat import Heartbeat
@@ -63,6 +66,8 @@ class Worker:
         settings: Settings,
         *,
         stop_event: threading.Event | None = None,
+        metrics: Metrics | None = None,
+        health: HealthReporter | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -78,6 +83,9 @@ class Worker:
         self._finished = threading.Event()
         self._grace_s = settings.shutdown_grace_s
         self._poll_started: float | None = None  # monotonic start of the poll in progress
+        self._settings = settings
+        self._metrics = metrics or Metrics.disabled()
+        self.health = health or HealthReporter(None)
         self.stats = WorkerStats()
 
     # -- control -----------------------------------------------------------------------
@@ -124,10 +132,17 @@ class Worker:
         )
         self._processor.abandon()
         self._hand_back_all()
+        self._metrics.flush()
+        self.health.stopped()
         os._exit(0)
 
     def run(self, *, max_idle_polls: int | None = None) -> WorkerStats:
-        """Poll until stopped (or, for batch runs, after ``max_idle_polls`` empty polls)."""
+        """Poll until stopped (or, for batch runs, after ``max_idle_polls`` empty polls).
+
+        Raises ``EngineUnavailable`` before receiving anything when an engine cannot start.
+        """
+        self._get_ready()
+        server = self._start_health_server()
         self._heartbeat.start()
         idle = failures = 0
         try:
@@ -140,9 +155,12 @@ class Worker:
                     delay = RECEIVE_BACKOFF_S[min(failures, len(RECEIVE_BACKOFF_S) - 1)]
                     failures += 1
                     log.warning("receive failed, retrying in %ss: %s", delay, exc)
+                    self._metrics.count(RECEIVE_ERRORS)
+                    self._metrics.flush()
                     self._stopping.wait(delay)
                     continue
                 failures = 0
+                self.health.polled()
                 if not messages:
                     idle += 1
                     if max_idle_polls is not None and idle >= max_idle_polls:
@@ -151,10 +169,38 @@ class Worker:
                 idle = 0
                 self.handle_batch(messages)
         finally:
+            self.health.stopping()
             self._hand_back_all()
             self._heartbeat.stop()
+            self._metrics.flush()
+            self.health.stopped()
+            if server is not None:
+                server.stop()
             self._finished.set()
         return self.stats
+
+    def _get_ready(self) -> None:
+        """Load the engines and report readiness (or why not, and raise)."""
+        try:
+            names, needs_gpu = self._processor.load_engines()
+        except EngineUnavailable as exc:
+            self.health.not_ready(str(exc))
+            log.error("not ready: %s", exc)
+            raise
+        # A needed GPU was found (else load_engines raised); None: nobody looked for one.
+        self.health.engines_ready(
+            names, gpu_required=needs_gpu, gpu_found=True if needs_gpu else None
+        )
+        log.info("ready: engines %s", ", ".join(names))
+
+    def _start_health_server(self) -> HealthServer | None:
+        port = self._settings.health_port
+        if not port:
+            return None
+        max_age = default_max_age_s(self._settings)
+        server = HealthServer(self.health, self._settings.health_host, port, max_age).start()
+        log.info("health endpoint on http://%s:%d/health", self._settings.health_host, server.port)
+        return server
 
     # -- one batch ---------------------------------------------------------------------
 
@@ -189,6 +235,8 @@ class Worker:
                     log.warning("could not settle a message, it will reappear: %s", exc)
                 else:
                     log.exception("unexpected error handling a message; it will reappear")
+            finally:
+                self._metrics.flush()  # per document: CloudWatch sees each one as it ends
 
     def _handle(self, message: dict[str, Any]) -> None:
         message_id = message["MessageId"]
@@ -203,23 +251,32 @@ class Worker:
             self._settle(message, Disposition.DELETE)
             return
         worst = Outcome(Disposition.DELETE, "no documents")
+        outcomes = []
         for ref in parsed.refs:
             if self.stopping:
                 worst = Outcome(Disposition.HAND_BACK, "stopping")
                 break
-            outcome = self._processor.process(ref)
+            self.health.busy(self._settings.document_timeout_s)
+            try:
+                outcome = self._processor.process(ref, _receive_count(message))
+            finally:
+                self.health.idle()
             self.stats.count(outcome)
-            log.info(
-                "document %s",
-                outcome.reason,
-                extra={
-                    "pk": ref.pk,
-                    "disposition": outcome.disposition.value,
-                    "status": outcome.status.value if outcome.status else None,
-                },
-            )
+            outcomes.append(outcome)
             worst = _worse(worst, outcome)
         self._settle(message, worst.disposition, worst.delay_s)
+        for outcome in outcomes:
+            with logs.bound(outcome.log_context):
+                log.info(
+                    "message settled: %s (%s)",
+                    worst.disposition.value,
+                    outcome.reason,
+                    extra={
+                        "message_id": message_id,
+                        "disposition": worst.disposition.value,
+                        "status": outcome.status.value if outcome.status else None,
+                    },
+                )
 
     def _settle(self, message: dict[str, Any], disposition: Disposition, delay_s: int = 0) -> None:
         receipt = message["ReceiptHandle"]
@@ -241,6 +298,7 @@ class Worker:
         log.error(
             "poison message to the DLQ: %s", reason, extra={"message_id": message["MessageId"]}
         )
+        self._metrics.count(POISON_MESSAGES)
         self._sqs.send_message(
             QueueUrl=self._dlq_url,
             MessageBody=message.get("Body", "") or json.dumps({"empty": True}),
@@ -270,6 +328,11 @@ class Worker:
                 log.warning("could not hand back %s: %s", message_id, exc)
         if held:
             log.info("handed back %d message(s)", len(held))
+
+
+def _receive_count(message: dict[str, Any]) -> int | None:
+    count = (message.get("Attributes") or {}).get("ApproximateReceiveCount")
+    return int(count) if count and str(count).isdigit() else None
 
 
 _SEVERITY = {
