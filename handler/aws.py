@@ -65,8 +65,8 @@ def client_config() -> Config:
 
 
 def make_clients(settings: Settings, session: boto3.Session | None = None) -> Clients:
-    """Build S3, SQS and DynamoDB clients for the settings' region and endpoint."""
-    session = session or boto3.Session(region_name=settings.region)
+    """Build S3, SQS and DynamoDB clients for the settings' region, endpoint and profile."""
+    session = session or boto3.Session(profile_name=settings.profile, region_name=settings.region)
     kwargs: dict[str, Any] = {"config": client_config(), "region_name": settings.region}
     if settings.endpoint_url:
         kwargs["endpoint_url"] = settings.endpoint_url

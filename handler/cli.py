@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,16 +13,37 @@ from pydantic import ValidationError
 from handler import __version__
 
 if TYPE_CHECKING:
-    from handler.dead_letters import DeadLetters
+    from handler.aws import Clients
+    from handler.console.documents import DocumentLookup, SourceVersion
+    from handler.settings import Settings
+    from handler.status.store import StatusStore
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+STATUSES = ["PROCESSING", "SUCCEEDED", "PARTIAL", "FAILED"]
+LONG_RUNNING = frozenset({"local", "worker"})  # Ctrl-C is how these are meant to stop
 
 
-def _aws_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint-url", help="AWS endpoint (the local one); default: real AWS")
-    parser.add_argument("--region", help="AWS region")
-    parser.add_argument("--bucket", help="the bucket (default: $PAGEDROP_BUCKET)")
-    parser.add_argument("--table-name", help="the status table (default: $PAGEDROP_TABLE_NAME)")
+def _aws_options(parser: argparse.ArgumentParser, *, queues: bool = False) -> None:
+    aws = parser.add_argument_group("AWS (each defaults to its PAGEDROP_* variable)")
+    aws.add_argument("--endpoint-url", help="AWS endpoint (the local one); default: real AWS")
+    aws.add_argument("--region", help="AWS region (default: $PAGEDROP_REGION or us-east-1)")
+    aws.add_argument("--profile", help="AWS profile for credentials (default: boto3's chain)")
+    aws.add_argument("--bucket", help="the bucket (default: $PAGEDROP_BUCKET)")
+    aws.add_argument("--table-name", help="the status table (default: $PAGEDROP_TABLE_NAME)")
+    if queues:
+        aws.add_argument("--queue-url", help="the work queue (default: $PAGEDROP_QUEUE_URL)")
+        aws.add_argument("--dlq-url", help="the dead-letter queue (default: $PAGEDROP_DLQ_URL)")
+
+
+def _follow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interval", type=_positive_float, default=2.0, help="seconds between reads (default 2)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        help="give up after this many seconds (exit 1); default: wait as long as it takes",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn documents dropped into S3 into markdown and element JSON.",
     )
     parser.add_argument("--version", action="version", version=f"pagedrop {__version__}")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="default: $PAGEDROP_LOG_LEVEL or INFO",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     local = commands.add_parser(
@@ -51,20 +76,103 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker", help="run a worker on the configured queue (settings from PAGEDROP_*)"
     )
-    _aws_options(worker)
-
-    status = commands.add_parser("status", help="show a document's status or list by status")
-    _aws_options(status)
-    status.add_argument("key", nargs="?", help="the source key (e.g. input/x/a.pdf)")
-    status.add_argument(
-        "--status",
-        choices=["PROCESSING", "SUCCEEDED", "PARTIAL", "FAILED"],
-        help="list documents in this status (most recent first)",
+    _aws_options(worker, queues=True)
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="run the start-up self-test (settings, AWS, engines on a built-in page) and exit: "
+        "0 when every check passes, 1 otherwise",
     )
-    status.add_argument("--limit", type=int, default=50)
-    status.add_argument("--json", action="store_true", help="print JSON")
+    health = commands.add_parser(
+        "health",
+        help="is the worker on this machine healthy? (what the container's health check runs)",
+        description="Read the worker's health file ($PAGEDROP_HEALTH_FILE) and exit 0 when the "
+        "worker is ready and polled the queue recently (or is busy within its document time "
+        "limit), 1 otherwise, with the reason.",
+    )
+    health.add_argument(
+        "--file", type=Path, help="the health file (default: $PAGEDROP_HEALTH_FILE)"
+    )
+    health.add_argument(
+        "--max-age",
+        type=_positive_float,
+        metavar="S",
+        help="seconds since the last successful poll (default: the receive wait + 60)",
+    )
+    _submit_parser(commands)
+    _status_parser(commands)
+    _results_parser(commands)
     _dlq_parser(commands)
     return parser
+
+
+def _submit_parser(commands: Any) -> None:
+    submit = commands.add_parser(
+        "submit",
+        help="upload files and folders for conversion, with a progress bar",
+        description="Upload each FILE (a folder: every file under it, hidden ones skipped) to "
+        "s3://BUCKET/<input prefix>[PREFIX]<path>, where <path> is the file's name, or its path "
+        "relative to the folder given. The options are checked the way the worker checks them "
+        "before anything is uploaded, and stored as the objects' metadata. Prints the keys.",
+    )
+    _aws_options(submit)
+    submit.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files or folders")
+    submit.add_argument("--prefix", default="", metavar="SUB/", help="under the input prefix")
+    submit.add_argument("--engine", help="auto, text-layer or rapidocr (pagedrop-engine)")
+    submit.add_argument("--pages", help="only these pages, e.g. 1-3,7 (pagedrop-pages)")
+    submit.add_argument(
+        "--languages", help="languages, e.g. eng,deu (pagedrop-languages; recorded in elements)"
+    )
+    submit.add_argument(
+        "--follow", action="store_true", help="then follow them as `status --follow` does"
+    )
+    _follow_options(submit)
+
+
+def _status_parser(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="show documents' status as a table; --follow waits until they finish",
+        description="Documents by KEY (several at once), by --status (the by-status index, most "
+        "recent first) or by --prefix. A key uploaded but not picked up yet shows as QUEUED. "
+        "--follow redraws until every document is SUCCEEDED, PARTIAL or FAILED; it exits 0 "
+        "when all SUCCEEDED, 1 if any did not or the --timeout passed.",
+    )
+    _aws_options(status)
+    status.add_argument("keys", nargs="*", metavar="KEY", help="source keys, e.g. input/x/a.pdf")
+    status.add_argument(
+        "--status", choices=STATUSES, help="list documents in this status (most recent first)"
+    )
+    status.add_argument(
+        "--prefix",
+        metavar="P",
+        help="documents whose key starts with P (e.g. input/reports/); this scans the whole "
+        "table with a begins_with(pk) filter, so it reads every item: fine for an operator, "
+        "costly on a big table",
+    )
+    status.add_argument("--limit", type=_positive, default=50, help="at most this many listed")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--follow", action="store_true", help="re-read until all are final")
+    _follow_options(status)
+
+
+def _results_parser(commands: Any) -> None:
+    results = commands.add_parser(
+        "results",
+        help="download a finished document's outputs",
+        description="Download everything under the document's output prefix to "
+        "OUT/<path>/ (its path under the input prefix), checked against manifest.json, and "
+        "print the manifest's summary. A document that has not finished is refused (exit 1).",
+    )
+    _aws_options(results)
+    results.add_argument("key", metavar="KEY", help="the source key, e.g. input/x/a.pdf")
+    results.add_argument("--out", type=Path, default=Path("pagedrop-out"), help="folder")
+    results.add_argument(
+        "--only",
+        action="append",
+        choices=["md", "json", "manifest"],
+        help="only document.md, elements.json or manifest.json (repeatable)",
+    )
 
 
 def _dlq_parser(commands: Any) -> None:
@@ -84,9 +192,7 @@ def _dlq_parser(commands: Any) -> None:
         help="send the DLQ's messages back to the work queue (and re-queue exhausted documents)",
     )
     for action in (listing, redrive):
-        _aws_options(action)
-        action.add_argument("--queue-url", help="the work queue (default: $PAGEDROP_QUEUE_URL)")
-        action.add_argument("--dlq-url", help="the dead-letter queue (default: $PAGEDROP_DLQ_URL)")
+        _aws_options(action, queues=True)
         action.add_argument("--limit", type=_positive, default=100, help="at most this many")
     listing.add_argument("--json", action="store_true", help="print JSON")
     redrive.add_argument(
@@ -104,14 +210,28 @@ def _positive(text: str) -> int:
     return value
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+AWS_ARGUMENTS = (
+    "endpoint_url",
+    "region",
+    "profile",
+    "bucket",
+    "table_name",
+    "queue_url",
+    "dlq_url",
+)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     from handler.settings import Settings
 
-    overrides = {
-        name: value
-        for name in ("endpoint_url", "region", "bucket", "table_name", "queue_url", "dlq_url")
-        if (value := getattr(args, name, None))
-    }
+    overrides = {name: value for name in AWS_ARGUMENTS if (value := getattr(args, name, None))}
     return Settings(**overrides)
 
 
@@ -131,11 +251,15 @@ def _run_local(args: argparse.Namespace) -> int:
         return EXIT_OK if all_final(summaries) else EXIT_FAILURE
 
 
-def _run_worker(args: argparse.Namespace) -> int:
+def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from handler.aws import make_clients
+    from handler.errors import EngineUnavailable
     from handler.worker.build import build_worker
 
-    settings = _settings(args)
+    if args.check:
+        from handler.worker.selfcheck import self_check
+
+        return EXIT_OK if self_check(settings, make_clients(settings)) else EXIT_FAILURE
     missing = [n for n in ("bucket", "queue_url", "table_name") if not getattr(settings, n)]
     if missing:
         names = ", ".join(f"PAGEDROP_{n.upper()}" for n in missing)
@@ -143,70 +267,144 @@ def _run_worker(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     worker = build_worker(settings, make_clients(settings))
     worker.install_signal_handlers()
-    worker.run()
+    try:
+        worker.run()
+    except EngineUnavailable as exc:
+        print(f"pagedrop worker: not ready: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
-def _run_status(args: argparse.Namespace) -> int:
+def _run_health(args: argparse.Namespace, settings: Settings) -> int:
+    from handler.health import check_health, default_max_age_s
+
+    healthy, reason = check_health(
+        args.file or settings.health_file, args.max_age or default_max_age_s(settings)
+    )
+    print(f"{'healthy' if healthy else 'unhealthy'}: {reason}")
+    return EXIT_OK if healthy else EXIT_FAILURE
+
+
+def _require(settings: Settings, *names: str) -> None:
+    from handler.console.errors import ConsoleError
+
+    if missing := [n for n in names if not getattr(settings, n)]:
+        named = " and ".join(f"PAGEDROP_{n.upper()} (or --{n.replace('_', '-')})" for n in missing)
+        raise ConsoleError(f"Set {named}.", EXIT_USAGE)
+
+
+def _store(settings: Settings) -> tuple[Clients, StatusStore]:
     from handler.aws import make_clients
-    from handler.status.model import Status
-    from handler.worker.build import status_store
+    from handler.status.store import StatusStore
 
-    settings = _settings(args)
-    store = status_store(settings, make_clients(settings))
-    if args.key:
-        item = store.get(f"{settings.bucket}/{args.key}")
-        if item is None:
-            print(f"pagedrop: no status for s3://{settings.bucket}/{args.key}", file=sys.stderr)
-            return EXIT_FAILURE
-        items = [item.raw]
-    elif args.status:
-        items = [i.raw for i in store.list_by_status(Status(args.status), limit=args.limit)]
-    else:
-        print("pagedrop status: give a KEY or --status", file=sys.stderr)
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps(items, indent=2, default=str))
-    else:
-        print(_status_table(items))
-    return EXIT_OK
+    clients = make_clients(settings)
+    store = StatusStore(
+        clients.dynamodb,
+        settings.table_name,
+        lease_s=settings.lease_s,
+        retention_days=settings.retention_days,
+    )
+    return clients, store
 
 
-def _status_table(items: list[dict[str, Any]]) -> str:
-    rows = [("key", "status", "pages", "engines", "updated", "error")]
-    for raw in items:
-        error = raw.get("error") or {}
-        rows.append(
-            (
-                str(raw.get("key", raw.get("pk", ""))),
-                str(raw.get("status", "")),
-                f"{raw.get('pages_done', 0)}/{raw.get('pages_total', 0)}",
-                ",".join(raw.get("engine") or []) or "-",
-                str(raw.get("updated_at", "")),
-                f"{error.get('category')}: {error.get('message')}" if error else "",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)), r[5]]).rstrip()
-        for r in rows
+def _lookup(settings: Settings) -> DocumentLookup:
+    from handler.console.documents import DocumentLookup
+
+    clients, store = _store(settings)
+    return DocumentLookup(store, clients.dynamodb, clients.s3, settings.table_name, settings.bucket)
+
+
+def _follow(
+    lookup: DocumentLookup,
+    keys: list[str],
+    args: argparse.Namespace,
+    versions: dict[str, SourceVersion] | None = None,
+) -> int:
+    from handler.console.follow import follow_and_report
+
+    return follow_and_report(
+        lambda: lookup.views(keys, versions),
+        interval_s=args.interval,
+        timeout_s=args.timeout,
+        out=sys.stdout,
+        err=sys.stderr,
+        as_json=getattr(args, "json", False),
+        prog=f"pagedrop {args.command}",
     )
 
 
-def _run_dlq(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
+def _run_submit(args: argparse.Namespace, settings: Settings) -> int:
     from handler.aws import make_clients
+    from handler.console.submit import document_metadata, plan_uploads, submit
+
+    _require(settings, "bucket")
+    metadata = document_metadata(
+        settings, engine=args.engine, pages=args.pages, languages=args.languages
+    )
+    uploads = plan_uploads(args.files, settings, args.prefix)
+    versions = submit(
+        make_clients(settings).s3, settings, uploads, metadata, out=sys.stdout, err=sys.stderr
+    )
+    if not args.follow:
+        return EXIT_OK
+    print()
+    return _follow(_lookup(settings), list(versions), args, versions)
+
+
+def _run_status(args: argparse.Namespace, settings: Settings) -> int:
+    from handler.console.documents import NOT_FOUND, status_table
+    from handler.console.errors import ConsoleError
+    from handler.status.model import Status
+
+    _require(settings, "bucket", "table_name")
+    if [bool(args.keys), bool(args.status), args.prefix is not None].count(True) != 1:
+        raise ConsoleError("Give KEYs, --status S or --prefix P (one of them).", EXIT_USAGE)
+    if args.follow and args.status:
+        raise ConsoleError("--follow follows KEYs or a --prefix, not a --status.", EXIT_USAGE)
+    lookup = _lookup(settings)
+    if args.status:
+        views = lookup.by_status(Status(args.status), limit=args.limit)
+    elif args.prefix is not None:
+        views = lookup.by_prefix(args.prefix, limit=args.limit)
+    if args.follow:
+        # A --prefix is resolved once: the documents it matched now are the ones followed.
+        return _follow(lookup, args.keys or [view.key for view in views], args)
+    if args.keys:
+        views = lookup.views(args.keys)
+    if args.json:
+        print(json.dumps([view.as_json() for view in views], indent=2))
+    else:
+        print(status_table(views) if views else "no documents")
+    missing = [view for view in views if view.status == NOT_FOUND]
+    for view in missing:
+        print(
+            f"pagedrop status: no status for s3://{settings.bucket}/{view.key}, and no such "
+            "object.",
+            file=sys.stderr,
+        )
+    return EXIT_FAILURE if missing else EXIT_OK
+
+
+def _run_results(args: argparse.Namespace, settings: Settings) -> int:
+    from handler.console.results import download_results, results_report
+
+    _require(settings, "bucket", "table_name")
+    clients, store = _store(settings)
+    results = download_results(
+        clients.s3, store, settings, args.key, args.out, set(args.only or [])
+    )
+    print(results_report(results))
+    return EXIT_OK
+
+
+def _run_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from handler.aws import make_clients
+    from handler.console.dead_letters import show_dead_letters, show_redrive
     from handler.dead_letters import DeadLetters
     from handler.worker.build import status_store
 
-    settings = _settings(args)
     needed = ["dlq_url", "table_name"] + (["queue_url"] if args.dlq_action == "redrive" else [])
-    missing = [n for n in needed if not getattr(settings, n)]
-    if missing:
-        names = " and ".join(f"PAGEDROP_{n.upper()} (or --{n.replace('_', '-')})" for n in missing)
-        print(f"pagedrop dlq {args.dlq_action}: set {names}.", file=sys.stderr)
-        return EXIT_USAGE
+    _require(settings, *needed)
     clients = make_clients(settings)
     letters = DeadLetters(
         clients.sqs,
@@ -215,85 +413,66 @@ def _run_dlq(args: argparse.Namespace) -> int:
         dlq_url=settings.dlq_url,
         region=settings.region,
     )
-    try:
-        if args.dlq_action == "list":
-            return _dlq_list(letters, args)
-        return _dlq_redrive(letters, args)
-    except (BotoCoreError, ClientError) as exc:
-        print(f"pagedrop dlq {args.dlq_action}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-
-
-def _dlq_list(letters: DeadLetters, args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    messages, documents = letters.peek(args.limit), letters.exhausted(args.limit)
-    if args.json:
-        listed = {
-            "messages": [{**asdict(m), "keys": list(m.keys)} for m in messages],
-            "exhausted": [asdict(d) for d in documents],
-        }
-        for message in listed["messages"]:
-            message.pop("refs")
-        print(json.dumps(listed, indent=2))
-        return EXIT_OK
-    print(f"messages in the dead-letter queue: {len(messages)}")
-    if messages:
-        rows = [("message", "receives", "keys", "reason")]
-        rows += [
-            (m.message_id, str(m.receive_count), ",".join(m.keys) or "-", m.reason or "")
-            for m in messages
-        ]
-        print(_table(rows))
-    print(f"\ndocuments FAILED/exhausted: {len(documents)}")
-    if documents:
-        rows = [("key", "version", "failed at", "error")]
-        rows += [(d.key, d.version or "-", d.failed_at, d.message) for d in documents]
-        print(_table(rows))
-    return EXIT_OK
-
-
-def _dlq_redrive(letters: DeadLetters, args: argparse.Namespace) -> int:
+    if args.dlq_action == "list":
+        return show_dead_letters(letters, args.limit, as_json=args.json, out=sys.stdout)
     report = letters.redrive(limit=args.limit, exhausted=args.exhausted, dry_run=args.dry_run)
-    move, requeue = ("would move", "would re-queue") if report.dry_run else ("moved", "re-queued")
-    print(f"{move} {len(report.moved)} message(s) from the dead-letter queue to the work queue")
-    for m in report.moved:
-        print(f"  {m.message_id}  {','.join(m.keys) or '(poison: ' + str(m.reason) + ')'}")
-    if args.exhausted:
-        print(f"{requeue} {len(report.requeued)} FAILED/exhausted document(s)")
-        for d in report.requeued:
-            print(f"  {d.key}  (version {d.version or '-'})")
-        for d in report.skipped:
-            print(f"  {d.key}  skipped: a moved message names the same version")
-    for failure in report.failures:
-        print(f"pagedrop dlq redrive: {failure}", file=sys.stderr)
+    show_redrive(report, exhausted=args.exhausted, out=sys.stdout, err=sys.stderr)
     return EXIT_FAILURE if report.failures else EXIT_OK
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell; the last column is left as it is."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
-        for r in rows
-    )
+def _problems(exc: ValidationError) -> str:
+    """``PAGEDROP_OCR_DPI: Input should be a valid integer; ...``."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = "_".join(map(str, error["loc"]))
+        problems.append(f"PAGEDROP_{field.upper()}: {message}" if field else message)
+    return "; ".join(problems)
 
 
-COMMANDS = {"local": _run_local, "worker": _run_worker, "status": _run_status, "dlq": _run_dlq}
+COMMANDS = {
+    "worker": _run_worker,
+    "health": _run_health,
+    "submit": _run_submit,
+    "status": _run_status,
+    "results": _run_results,
+    "dlq": _run_dlq,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from handler.logs import configure
 
-    configure(args.log_level)
+    configure(args.log_level or "INFO")
+    settings = None
     try:
-        return COMMANDS[args.command](args)
+        if args.command == "local":
+            return _run_local(args)
+        settings = _settings(args)
+        if args.log_level is None and settings.log_level != "INFO":
+            configure(settings.log_level)
+        return COMMANDS[args.command](args, settings)
     except ValidationError as exc:
-        print(f"pagedrop: invalid settings: {exc}", file=sys.stderr)
+        print(f"pagedrop {args.command}: invalid settings: {_problems(exc)}.", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_OK
+        return EXIT_OK if args.command in LONG_RUNNING else EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`pagedrop status ... | head`): nobody is left to tell. Point
+        # stdout at /dev/null so that the flush at exit does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as exc:
+        from handler.console.errors import ConsoleError, Target, describe
+
+        sentence = describe(exc, Target.of(settings) if settings else Target())
+        if sentence is None:
+            raise  # not an AWS or file problem: a bug, and its traceback is what helps
+        print(f"pagedrop {args.command}: {sentence}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, ConsoleError) else EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -77,6 +77,9 @@ def start_endpoint(port: int = 0, *, quiet: bool = True) -> LocalEndpoint:
     if port:
         # ThreadedMotoServer.start() waits forever if its thread cannot bind: fail here instead.
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As the server binds (werkzeug sets it too): a port whose old connections are
+            # in TIME_WAIT after a restart is free; one another server listens on is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((LOCAL_HOST, port))
     # Port 0 goes straight to bind(): the OS picks a free port with no window for a race.
     server = ThreadedMotoServer(ip_address=LOCAL_HOST, port=port, verbose=False)
