@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from handler.engines.base import ElementType
 from handler.engines.text_lines import Block, Line, LineKind, join_row, same_row
 from handler.engines.text_space import Frame
+
+if TYPE_CHECKING:
+    from handler.engines.pdf_tables import FoundTable
 
 LIST_INDENT = 2.0  # points a list item's continuation line is indented past its bullet
 PARAGRAPH_GAP = 0.7  # line heights between two blocks of one paragraph, at most
@@ -34,10 +38,11 @@ WRAP_SLACK = 2.0  # font sizes short of the right edge a wrapped line may end
 
 @dataclass(slots=True)
 class Placed:
-    """A block to place in reading order: text lines, or an image."""
+    """A block to place in reading order: text lines, a table, or an image."""
 
     bbox: tuple[float, float, float, float]
-    block: Block | None = None  # None for an image
+    block: Block | None = None  # None for an image or a table
+    table: FoundTable | None = None
 
 
 @dataclass(slots=True)
@@ -58,7 +63,8 @@ KIND_TYPE = {
 
 
 def join_blocks(items: list[Placed], rtl: bool, frame: Frame) -> list[Placed]:
-    """Join text blocks (in reading order) that continue each other; images stay apart."""
+    """Join text blocks (in reading order) that continue each other; images and tables
+    stay apart."""
     out: list[Placed] = []
     for item in items:
         last = out[-1] if out else None

@@ -3,22 +3,30 @@
 For born-digital pages (DESIGN §6). Every word of the text layer ends up in exactly one
 element; nothing is dropped. The steps:
 
-1. Lines and blocks from ``get_text("dict")`` (:mod:`handler.engines.text_lines`), in
-   text space (the displayed page turned so that most text runs left to right), each
-   line classified as body text, title, list-item start or page number.
-2. Images from ``get_image_info`` (no image data is extracted) become ``Image`` blocks:
+1. Tables (:mod:`handler.engines.pdf_tables`): only where the page's line art could draw
+   a grid, PyMuPDF's table finder looks for ruled tables; those that look like tables
+   take their characters out of the text (read again as ``rawdict``, with each
+   character's box). Other pages read ``get_text("dict")`` only.
+2. Lines and blocks of the remaining text (:mod:`handler.engines.text_lines`), in text
+   space (the displayed page turned so that most text runs left to right), each line
+   classified as body text, title (by size, or bold and standing alone), list-item start
+   or page number.
+3. Images from ``get_image_info`` (no image data is extracted) become ``Image`` blocks:
    images that overlap or lie within ``IMAGE_MERGE_GAP`` points of each other are one
    figure (a figure is often drawn as many pieces); slivers under ``MIN_IMAGE_SIDE``
    points are left out, and so is, on a page with text, a background image covering
    ``BACKGROUND_IMAGE_SHARE`` of the page (a scan under its OCR layer).
-3. Blocks are put in reading order (:mod:`handler.engines.reading_order`: columns are read
-   one after another; right to left when most letters of the page are right-to-left).
-4. Text blocks that continue each other are joined, and their lines grouped into elements
+4. Text blocks, tables and images are put in reading order
+   (:mod:`handler.engines.reading_order`: columns are read one after another; right to
+   left when most letters of the page are right-to-left).
+5. Text blocks that continue each other are joined, and their lines grouped into elements
    (:mod:`handler.engines.paragraphs`): a title's lines one ``Title``, a list item with its
    continuation lines one ``ListItem``, a paragraph one ``NarrativeText``; line-end
    hyphenation is repaired. Text keeps PyMuPDF's logical order (right-to-left text is
-   not reversed).
-5. Boxes go back to the displayed page, are scaled to its pixel space (``page.scale``)
+   not reversed). A table is one ``Table`` with ``text_as_html``.
+6. The text right below or above an image or a table that starts like a caption becomes
+   ``FigureCaption`` (:mod:`handler.engines.captions`).
+7. Boxes go back to the displayed page, are scaled to its pixel space (``page.scale``)
    and clipped to it.
 """
 
@@ -31,10 +39,19 @@ from typing import TYPE_CHECKING, Any
 import pymupdf
 
 from handler.engines.base import BBox, Element, ElementType, PageResult
+from handler.engines.captions import mark_captions
 from handler.engines.paragraphs import Placed, Run, join_blocks, join_lines, runs
+from handler.engines.pdf_tables import (
+    FoundTable,
+    fill_tables,
+    find_tables,
+    is_table,
+    ruled_regions,
+)
 from handler.engines.reading_order import reading_order
-from handler.engines.text_lines import Block, classify, page_blocks, union
-from handler.engines.text_space import Frame
+from handler.engines.table_html import grid_html, grid_text
+from handler.engines.text_lines import Block, classify, page_blocks, read_text, union
+from handler.engines.text_space import Frame, text_frame
 from handler.errors import BadInput, ErrorCategory
 
 if TYPE_CHECKING:
@@ -59,19 +76,25 @@ class TextLayerEngine:
                 ErrorCategory.UNSUPPORTED,
                 f"Page {page.number} is an image; the text-layer engine reads PDF pages only.",
             )
-        blocks, sizes, frame = page_blocks(pdf_page)  # in text space
+        raw_blocks, tables, frame = _text_and_tables(pdf_page)
+        blocks, sizes = page_blocks(raw_blocks, frame)  # in text space
         classify(blocks, sizes, frame.rect)
         items = [Placed(block.bbox, block) for block in blocks]
+        items += [Placed(_in_text_space(t.outer_bbox(), frame), table=t) for t in tables]
         items += [Placed(box) for box in _image_boxes(pdf_page, frame, has_text=bool(blocks))]
         rtl = _is_rtl(blocks)
         order = reading_order([item.bbox for item in items], rtl=rtl)
-        elements: list[Element] = []
+        elements: list[Element] = []  # boxes in text space until the captions are found
         for item in join_blocks([items[i] for i in order], rtl, frame):
-            if item.block is None:
-                box = _to_pixels(item.bbox, page, frame)
-                elements.append(Element(ElementType.IMAGE, "", box))
+            if item.table is not None:
+                elements.append(_table_element(item.table, item.bbox))
+            elif item.block is None:
+                elements.append(Element(ElementType.IMAGE, "", item.bbox))
             else:
-                elements += [_element(run, page, frame) for run in runs(item.block, rtl)]
+                elements += [_element(run) for run in runs(item.block, rtl)]
+        mark_captions(elements, frame.rect.height)
+        for element in elements:
+            element.bbox = _to_pixels(element.bbox, page, frame)
         return PageResult(
             page_number=page.number,
             width=page.layout_width,
@@ -82,12 +105,64 @@ class TextLayerEngine:
         )
 
 
-def _element(run: Run, page: PageInput, frame: Frame) -> Element:
+def _text_and_tables(pdf_page: Any) -> tuple[list[dict[str, Any]], list[FoundTable], Frame]:
+    """The page's text blocks outside its tables (``dict`` form), the tables, the text space.
+
+    The table finder runs only where ruling lines could form a grid, and only when the
+    text runs along the displayed page (a sideways table would be read down its columns);
+    the characters (``rawdict``, slower than ``dict``) are read only when it finds one.
+    """
+    raw_blocks = read_text(pdf_page)
+    frame = text_frame(pdf_page, raw_blocks)
+    regions = ruled_regions(pdf_page)
+    if not regions or not _upright(pdf_page, frame):
+        return raw_blocks, [], frame
+    found = find_tables(pdf_page, regions, raw_blocks)
+    if not found:
+        return raw_blocks, [], frame
+    char_blocks = read_text(pdf_page, chars=True)
+    tables = [t for t in found if _fill_one(t, char_blocks)]
+    if not tables:
+        return raw_blocks, [], frame
+    return fill_tables(tables, char_blocks), tables, frame
+
+
+def _fill_one(table: FoundTable, char_blocks: list[dict[str, Any]]) -> bool:
+    """Fill one table on its own to judge it; the kept ones are filled together after."""
+    fill_tables([table], char_blocks)
+    return is_table(table)
+
+
+def _upright(pdf_page: Any, frame: Frame) -> bool:
+    """The text runs along the displayed page, as the table finder reads it; a table
+    printed sideways is left as text (the finder would read it down its columns)."""
+    a, b = tuple(frame.to_text), tuple(pdf_page.rotation_matrix)
+    return all(abs(x - y) < 1e-6 for x, y in zip(a, b, strict=True))
+
+
+def _table_element(table: FoundTable, box: tuple[float, float, float, float]) -> Element:
+    grid = table.grid()
+    return Element(
+        ElementType.TABLE,
+        grid_text(grid),
+        box,
+        text_as_html=grid_html(grid, table.header_rows),
+    )
+
+
+def _in_text_space(
+    box: tuple[float, float, float, float], frame: Frame
+) -> tuple[float, float, float, float]:
+    rect = (pymupdf.Rect(box) * frame.to_text) & frame.rect
+    return (rect.x0, rect.y0, rect.x1, rect.y1)
+
+
+def _element(run: Run) -> Element:
     text = run.lines[0].text
     for line in run.lines[1:]:
         text = join_lines(text, line.text)
     box = union([line.bbox for line in run.lines])
-    return Element(run.type, text, _to_pixels(box, page, frame), level=run.level)
+    return Element(run.type, text, box, level=run.level)
 
 
 def _is_rtl(blocks: list[Block]) -> bool:

@@ -1,18 +1,21 @@
 """Lines of a PDF page's text layer, and what kind of line each is (for the text-layer engine).
 
-``page_blocks(pdf_page)`` reads ``get_text("dict")`` into blocks of :class:`Line` in text
-space (:class:`Frame`: PDF points on the displayed page, turned so that most text runs left
-to right); PyMuPDF's lines that lie on one row (justified text with wide gaps,
-superscripts, right-to-left runs) are joined into one line, in PyMuPDF's (logical) order.
+``page_blocks(raw_blocks, frame)`` reads ``get_text("dict")`` blocks (:func:`read_text`)
+into blocks of :class:`Line` in text space (:class:`Frame`: PDF points on the displayed
+page, turned so that most text runs left to right); PyMuPDF's lines that lie on one row
+(justified text with wide gaps, superscripts, right-to-left runs) are joined into one
+line, in PyMuPDF's (logical) order.
 Then ``classify(blocks, sizes, frame.rect)`` marks every line as body text, a title (with
 a level), a list-item start or a page number:
 
 - The body font size is the size most characters on the page have (rounded to 0.5 pt).
 - A title is a line at least ``TITLE_SIZE_RATIO`` times the body size (and at most
-  ``TITLE_MAX_CHARS`` long), or a short bold line (at most ``BOLD_TITLE_MAX_CHARS``, at
-  least body size, not ending in ``,`` or ``;``) that starts its block or follows a title.
-  Levels 1..``MAX_TITLE_LEVEL`` rank the larger title sizes of the page from the largest;
-  bold body-size titles come after them.
+  ``TITLE_MAX_CHARS`` long), or a standalone bold line in about the body size
+  (:func:`_bold_heading`: entirely bold, at most ``BOLD_TITLE_MAX_CHARS``, not ending in
+  ``.``, ``!``, ``,`` or ``;``; starting its block or following a title or a finished
+  sentence; not the bold first line of a paragraph that wraps on below it). Levels
+  1..``MAX_TITLE_LEVEL`` rank the larger title sizes of the page from the largest; bold
+  body-size titles come one level below them.
 - A list item starts with a bullet (•, ▪, -, *, an en dash, …) or a number or letter marker
   (``1.``, ``2)``, ``a)``, ``(iv)``) followed by a space. A bullet drawn as a glyph of its
   own (often an unmapped symbol) is joined to the text beside it, as "•"; one or two
@@ -36,7 +39,7 @@ from typing import Any
 
 import pymupdf
 
-from handler.engines.text_space import Frame, text_frame
+from handler.engines.text_space import Frame
 
 # Ligatures expanded, whitespace normalised, U+FFFD for glyphs without Unicode (no CID
 # codes passed off as characters), no image data in the dict (images come from
@@ -51,6 +54,11 @@ MAX_TITLE_LEVEL = 3
 MARGIN_SHARE = 0.08
 OUTER_SHARE = 0.2
 BULLET_JOIN_GAP = 24.0  # points between a lone bullet glyph and its text
+WRAP_SLACK = 2.0  # font sizes short of a block's edge a line spanning the block may end
+SENTENCE_ENDS = (".", "!", "?", ":")
+# A bold line ending like a sentence or a clause is emphasis, not a heading ("?" is
+# allowed: headings ask questions).
+BOLD_TITLE_BAD_ENDS = (".", "!", ",", ";")
 
 BULLET_CHARS = "•●▪■◦‣○∙·\u2043\u2013\u2014-*➢►▸▶✓✔❖◆◇□"
 _BULLET_RE = re.compile(
@@ -102,11 +110,17 @@ def union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float,
     )
 
 
-def page_blocks(pdf_page: Any) -> tuple[list[Block], Counter[float], Frame]:
-    """The page's text blocks in text space (empty lines dropped), its font sizes by
-    character count, and the text space."""
-    raw_blocks = pdf_page.get_text("dict", flags=TEXT_FLAGS)["blocks"]
-    frame = text_frame(pdf_page, raw_blocks)
+def read_text(pdf_page: Any, *, chars: bool = False) -> list[dict[str, Any]]:
+    """The page's ``get_text("dict")`` blocks, or ``"rawdict"`` blocks (each character with
+    its box) when ``chars``."""
+    return list(pdf_page.get_text("rawdict" if chars else "dict", flags=TEXT_FLAGS)["blocks"])
+
+
+def page_blocks(
+    raw_blocks: list[dict[str, Any]], frame: Frame
+) -> tuple[list[Block], Counter[float]]:
+    """The text blocks of ``get_text("dict")`` blocks in text space (empty lines dropped),
+    and the page's font sizes by character count."""
     sizes: Counter[float] = Counter()
     blocks = []
     for raw in raw_blocks:
@@ -124,8 +138,13 @@ def page_blocks(pdf_page: Any) -> tuple[list[Block], Counter[float], Frame]:
     _join_lone_bullets(blocks)
     for block in blocks:
         for line in block.lines:
-            line.text = _UNMAPPED_BULLET_RE.sub("• ", line.text)
-    return [b for b in blocks if b.lines], sizes, frame
+            line.text = clean_line_text(line.text)
+    return [b for b in blocks if b.lines], sizes
+
+
+def clean_line_text(text: str) -> str:
+    """A line's text with a bullet drawn as unmapped glyphs at its start read as "•"."""
+    return _UNMAPPED_BULLET_RE.sub("• ", text)
 
 
 def same_row(a: Line, b: Line, page: Any) -> bool:
@@ -222,10 +241,13 @@ def classify(blocks: list[Block], sizes: Counter[float], page: Any) -> None:
     top = min(line.bbox[1] for line in lines)
     bottom = max(line.bbox[3] for line in lines)
     for block in blocks:
-        previous: Line | None = None
-        for line in block.lines:
+        edges = (min(x.bbox[0] for x in block.lines), max(x.bbox[2] for x in block.lines))
+        for i, line in enumerate(block.lines):
+            previous = block.lines[i - 1] if i else None
+            following = block.lines[i + 1] if i + 1 < len(block.lines) else None
             line.kind = _kind(line, previous, body, page, top, bottom)
-            previous = line
+            if line.kind is LineKind.BODY and _bold_heading(line, previous, following, edges, body):
+                line.kind = LineKind.TITLE
     _set_levels(lines, body)
 
 
@@ -247,17 +269,39 @@ def _kind(
         return LineKind.TITLE
     if _BULLET_RE.match(text):
         return LineKind.BULLET
-    if (
-        has_word
-        and line.bold
+    return LineKind.BODY
+
+
+def _bold_heading(
+    line: Line,
+    previous: Line | None,
+    following: Line | None,
+    edges: tuple[float, float],
+    body: float,
+) -> bool:
+    """A short, standalone, entirely bold line in (about) the body size: a heading.
+
+    Standalone: it starts its block, follows a title or a line that ends a sentence, and
+    does not run across the block's full width into a non-bold line below (the bold
+    first sentence of a paragraph). It does not end like a sentence or a clause.
+    """
+    text = line.text
+    if not (
+        line.bold
         and body
         and line.size >= body * BOLD_TITLE_MIN_SIZE_RATIO
         and len(text) <= BOLD_TITLE_MAX_CHARS
-        and not text.endswith((",", ";"))
-        and (previous is None or previous.kind is LineKind.TITLE)
+        and any(ch.isalnum() for ch in text)
+        and not text.endswith(BOLD_TITLE_BAD_ENDS)
     ):
-        return LineKind.TITLE
-    return LineKind.BODY
+        return False
+    if not (
+        previous is None or previous.kind is LineKind.TITLE or previous.text.endswith(SENTENCE_ENDS)
+    ):
+        return False
+    slack = WRAP_SLACK * line.size
+    full_width = line.bbox[0] <= edges[0] + slack and line.bbox[2] >= edges[1] - slack
+    return following is None or following.bold or not full_width
 
 
 def _set_levels(lines: list[Line], body: float) -> None:
@@ -266,6 +310,7 @@ def _set_levels(lines: list[Line], body: float) -> None:
         reverse=True,
     )
     rank = {size: min(i + 1, MAX_TITLE_LEVEL) for i, size in enumerate(large)}
+    below = min(len(large), MAX_TITLE_LEVEL) + 1  # bold titles in the body size
     for line in lines:
         if line.kind is LineKind.TITLE:
-            line.level = rank.get(line.size, min(len(large) + 1, MAX_TITLE_LEVEL))
+            line.level = rank.get(line.size, below)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from handler.engines.base import ElementType
+from handler.engines.table_html import html_grid, pipe_table
 
 # Page furniture stays in elements.json but is kept out of the markdown body.
 FURNITURE = frozenset({ElementType.HEADER, ElementType.FOOTER, ElementType.PAGE_NUMBER})
@@ -47,7 +48,7 @@ def element_markdown(element: dict[str, Any]) -> str | None:
             return f"{marker.strip('()').rstrip('.)')}. {body}"
         return f"- {body}"
     if kind is ElementType.TABLE:
-        return metadata.get("text_as_html") or escape(text)
+        return _table_markdown(metadata.get("text_as_html"), text)
     if kind is ElementType.FORMULA:
         return f"$$\n{text}\n$$" if text else None
     if kind is ElementType.IMAGE:
@@ -76,6 +77,20 @@ def document_markdown(pages: list[tuple[int, str]]) -> str:
         for number, body in pages
     ]
     return "\n".join(parts)
+
+
+def _table_markdown(table_html: str | None, text: str) -> str | None:
+    """A pipe table when the grid is simple (no spans, one header row at most), else the
+    HTML as it is (GitHub renders both); the text when there is no HTML."""
+    if not table_html:
+        return escape(text) if text else None
+    parsed = html_grid(table_html)
+    if parsed is None:
+        return table_html
+    grid, header_rows = parsed
+    # Cell text that looks like a tag ("<table name>") would vanish when rendered.
+    cells = [[_HTML_TAG.sub("&lt;", cell) if cell else cell for cell in row] for row in grid]
+    return pipe_table(cells, header_rows) or table_html
 
 
 def _one_line(text: str) -> str:

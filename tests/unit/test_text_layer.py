@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import unicodedata
 from collections.abc import Iterator
@@ -99,11 +100,15 @@ def test_hyphenation_at_line_ends_is_repaired() -> None:
     assert "adip-" not in text
 
 
+@functools.cache
+def _report_pages() -> dict[int, PageResult]:
+    """The 18-page report converted once for the tests that only read its results."""
+    path = BORN_DIGITAL / "docling__redp5110_sampled.pdf"
+    return {page.number: result for page, result in _convert(path)}
+
+
 def test_titles_and_levels_of_a_report() -> None:
-    pages = {
-        page.number: result
-        for page, result in _convert(BORN_DIGITAL / "docling__redp5110_sampled.pdf")
-    }
+    pages = _report_pages()
     titles = {
         number: [(e.text, e.level) for e in result.elements if e.type is ElementType.TITLE]
         for number, result in pages.items()
@@ -118,10 +123,7 @@ def test_titles_and_levels_of_a_report() -> None:
 
 
 def test_lists_and_page_numbers_of_a_report() -> None:
-    pages = {
-        page.number: result
-        for page, result in _convert(BORN_DIGITAL / "docling__redp5110_sampled.pdf")
-    }
+    pages = _report_pages()
     items = _of_type(pages[8], ElementType.LIST_ITEM)
     assert "• Work Function Usage (WRKFCNUSG)" in items
     assert "• Display Function Usage (DSPFCNUSG)" in items
@@ -255,3 +257,60 @@ def test_reading_order_keeps_columns_of_one_line_boxes() -> None:
     right = [(310, 100 + 14 * r, 540, 111 + 14 * r) for r in range(10)]
     boxes = [box for pair in zip(left, right, strict=True) for box in pair]
     assert [boxes[i] for i in reading_order(boxes)] == left + right
+
+
+def _bold_page(tmp_path: Path) -> Path:
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 72), "Annual report", fontsize=18)
+    page.insert_text((72, 110), "1 Introduction", fontsize=14)
+    page.insert_text((72, 140), "Background", fontsize=10, fontname="hebo")
+    page.insert_textbox(
+        pymupdf.Rect(72, 146, 400, 200),
+        "The project started in spring. It has grown a lot since then and now has many users.",
+        fontsize=10,
+    )
+    # a paragraph whose first line is bold and runs on into regular type
+    page.insert_text(
+        (72, 230),
+        "This whole first line is set in bold type and runs to the edge",
+        fontname="hebo",
+        fontsize=10,
+    )
+    page.insert_text(
+        (72, 242), "of the column, then the paragraph continues in the regular type.", fontsize=10
+    )
+    # a bold lead-in on a line of regular text
+    page.insert_text((72, 272), "Note:", fontname="hebo", fontsize=10)
+    lead = pymupdf.get_text_length("Note: ", fontname="hebo", fontsize=10)
+    page.insert_text((72 + lead, 272), "remember to save your work.", fontsize=10)
+    # a bold sentence, and a bold heading between two paragraphs of one block
+    for y, text, font in [
+        (300, "A bold sentence on its own.", "hebo"),
+        (312, "Then a regular line follows it here.", "helv"),
+        (324, "Methods", "hebo"),
+        (336, "We measured everything twice.", "helv"),
+    ]:
+        page.insert_text((72, y), text, fontname=font, fontsize=10)
+    path = tmp_path / "bold.pdf"
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def test_bold_headings_in_the_body_size(tmp_path: Path) -> None:
+    ((_, result),) = list(_convert(_bold_page(tmp_path), dpi=72))
+    titles = [(e.text, e.level) for e in result.elements if e.type is ElementType.TITLE]
+    # the bold lines standing alone are headings one level below the sized ones; bold
+    # lead-ins and bold sentences are not
+    assert titles == [
+        ("Annual report", 1),
+        ("1 Introduction", 2),
+        ("Background", 3),
+        ("Methods", 3),
+    ]
+    texts = _of_type(result, ElementType.NARRATIVE_TEXT)
+    assert texts[1].startswith("This whole first line is set in bold type and runs to the edge of")
+    assert "Note: remember to save your work." in texts
+    assert "A bold sentence on its own. Then a regular line follows it here." in texts
+    assert texts[-1] == "We measured everything twice."
