@@ -59,13 +59,13 @@ def find_gutters(
 
 
 def ink_gutters(
-    image: np.ndarray, boxes: Sequence[PixelBox], median_h: float
+    dark: np.ndarray, boxes: Sequence[PixelBox], median_h: float
 ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
     """The ink of each line box (see :func:`_line_ink`) and the page's gutters found from
-    it; ``image`` is the BGR page, ``median_h`` the median line box height."""
-    dark = _dark_mask(image)
+    it; ``dark`` is the page's ink mask (:func:`handler.engines.ocr_rulings.ink_mask`),
+    ``median_h`` the median line box height."""
     inks = [_line_ink(dark, b) for b in boxes]
-    cover = np.zeros(image.shape[1], dtype=np.int32)
+    cover = np.zeros(dark.shape[1], dtype=np.int32)
     for (x0, _, x1, _), ink in zip(boxes, inks, strict=True):
         if x1 - x0 >= _GUTTER_LINE_WIDTH * median_h:  # text lines, not labels
             cover[x0 : x0 + len(ink)] += ink
@@ -135,15 +135,6 @@ def axis_box(quad: Any, width: int, height: int) -> PixelBox:
     x0, x1 = min(max(0, x0), width), min(max(0, x1), width)
     y0, y1 = min(max(0, y0), height), min(max(0, y1), height)
     return int(x0), int(y0), int(max(x1, x0 + 1)), int(max(y1, y0 + 1))
-
-
-def _dark_mask(image: np.ndarray) -> np.ndarray:
-    """Ink pixels of a BGR page (Otsu threshold)."""
-    import cv2  # a rapidocr dependency
-
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    _, mask = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    return mask > 0
 
 
 def _line_ink(dark: np.ndarray, box: PixelBox) -> np.ndarray:

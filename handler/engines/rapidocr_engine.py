@@ -8,9 +8,11 @@ before OCR. Whole pages turned by 90/180/270 degrees are righted first
 
 OCR gives text lines. Column gutters are found from the lines' ink, and lines that the
 detector ran across a narrow gutter are cut there and read again
-(:mod:`handler.engines.ocr_columns`). :mod:`handler.engines.ocr_layout` then groups the
-lines into typed elements in reading order (columns one after the other, paragraphs,
-titles, list items, page numbers).
+(:mod:`handler.engines.ocr_columns`). The page's ink also gives its ruling lines and the
+ink that is not text (:class:`~handler.engines.ocr_rulings.PageInk`, with every box the
+detector found text in, read or not). :mod:`handler.engines.ocr_layout` then groups the
+lines into typed elements in reading order (tables, figures, columns one after the other,
+paragraphs, titles, list items, captions, page numbers).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +34,7 @@ from handler.engines.ocr_columns import (
     is_covered_by,
 )
 from handler.engines.ocr_layout import OcrLine, lines_to_elements
+from handler.engines.ocr_rulings import PageInk, ink_mask
 from handler.engines.orientation import estimate_orientation, right_image, righted_size
 from handler.errors import EngineUnavailable
 
@@ -88,6 +91,7 @@ class RapidOcrEngine:
         self._ocr: Any = None
         self._empty_cls: Any = None  # rapidocr's TextClsOutput, once loaded
         self._no_text: type[Exception] = Exception  # rapidocr's "nothing found" error
+        self._map_boxes: Any = None  # rapidocr's detector-to-image box mapping
         self._lock = threading.Lock()
 
     # -- the rapidocr object ---------------------------------------------------------------
@@ -98,6 +102,7 @@ class RapidOcrEngine:
                 from rapidocr import RapidOCR
                 from rapidocr.ch_ppocr_cls import TextClsOutput
                 from rapidocr.main import RapidOCRError
+                from rapidocr.utils.process_img import map_boxes_to_original
             except ImportError as exc:  # the wheel or ONNX Runtime is missing or broken
                 raise EngineUnavailable(
                     f"The rapidocr engine needs the 'rapidocr' and 'onnxruntime' packages: {exc}"
@@ -116,6 +121,7 @@ class RapidOcrEngine:
             except Exception as exc:
                 raise EngineUnavailable(f"rapidocr could not start: {exc}") from exc
             self._empty_cls, self._no_text = TextClsOutput, RapidOCRError
+            self._map_boxes = map_boxes_to_original
             self._ocr = ocr
         return self._ocr
 
@@ -143,10 +149,14 @@ class RapidOcrEngine:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         with self._lock:
-            angle, image, quads, texts, scores = self._read(image)
+            reading = self._read(image)
+            angle, image, quads, texts, scores = reading[:5]
+            dark = ink_mask(image) if len(quads) else None
             gutters: list[tuple[float, float]] = []
-            if len(quads) >= MIN_LINES_FOR_GUTTERS:
-                quads, texts, scores, gutters = self._split_at_gutters(image, quads, texts, scores)
+            if dark is not None and len(quads) >= MIN_LINES_FOR_GUTTERS:
+                quads, texts, scores, gutters = self._split_at_gutters(
+                    image, dark, quads, texts, scores
+                )
         out_w, out_h = righted_size(page.layout_width, page.layout_height, angle)
         img_h, img_w = image.shape[:2]
         factor = np.array([out_w / img_w, out_h / img_h])
@@ -156,7 +166,11 @@ class RapidOcrEngine:
             if t.strip()
         ]
         gutters = [(lo * factor[0], hi * factor[0]) for lo, hi in gutters]
-        elements = lines_to_elements(lines, out_w, out_h, gutters=gutters)
+        ink = None
+        if dark is not None and lines:
+            line_h = float(np.median([ln.height for ln in lines])) / factor[1]  # image pixels
+            ink = PageInk.of_image(image, dark, (out_w, out_h), line_h, reading.detected)
+        elements = lines_to_elements(lines, out_w, out_h, gutters=gutters, ink=ink)
         return PageResult(
             page_number=page.number,
             width=out_w,
@@ -166,22 +180,23 @@ class RapidOcrEngine:
             seconds=time.perf_counter() - started,
         )
 
-    def _read(
-        self, image: np.ndarray
-    ) -> tuple[int, np.ndarray, Sequence[Any], Sequence[str], Sequence[float]]:
-        """(angle, righted image, boxes, texts, scores) of a BGR image; boxes in the righted
+    def _read(self, image: np.ndarray) -> _Reading:
+        """The text of a BGR image, righted first when it is turned; boxes in the righted
         image's pixels.
 
         The steps are those of ``RapidOCR.__call__`` (same results), split so that the
-        orientation check can look at the detector's boxes before recognition runs.
+        orientation check can look at the detector's boxes before recognition runs, and
+        so that the boxes of text read with too low a confidence are kept apart
+        (``_Reading.detected``).
         """
         ocr = self._engine()
         no_text = self._no_text
+        nothing = _Reading(0, image, [], [], [], [])
         prepared, record = ocr.preprocess_img(image)
         try:
             crops, det = ocr.detect_and_crop(prepared, record)
         except no_text:  # no text found
-            return 0, image, [], [], []
+            return nothing
         if self.detect_orientation:
             angle = estimate_orientation(
                 det.boxes,
@@ -192,16 +207,28 @@ class RapidOcrEngine:
             if angle:
                 righted = right_image(image, angle)
                 out = ocr(righted, use_det=True, use_cls=False, use_rec=True)
-                return angle, righted, *_unpack(out)
+                quads, texts, scores = _unpack(out)
+                return _Reading(angle, righted, quads, texts, scores, list(quads))
         try:
             rec = ocr.recognize_txt(crops)
         except no_text:
-            return 0, image, [], [], []
+            return nothing
+        # every detected box in image pixels, before build_final_output drops (in place)
+        # those read as nothing or with a low score: text in a script the recogniser
+        # does not know is still text, not a figure
+        height, width = image.shape[:2]
+        detected = list(self._map_boxes(np.array(det.boxes, copy=True), record, height, width))
         out = ocr.build_final_output(image, det, self._empty_cls(), rec, crops, record)
-        return 0, image, *_unpack(out)
+        quads, texts, scores = _unpack(out)
+        return _Reading(0, image, quads, texts, scores, detected)
 
     def _split_at_gutters(
-        self, image: np.ndarray, quads: Sequence[Any], texts: Sequence[str], scores: Sequence[float]
+        self,
+        image: np.ndarray,
+        dark: np.ndarray,
+        quads: Sequence[Any],
+        texts: Sequence[str],
+        scores: Sequence[float],
     ) -> tuple[list[Any], list[str], list[float], list[tuple[float, float]]]:
         """Find column gutters from the lines' ink; cut lines that the detector ran across a
         gutter and read the pieces again. Returns the lines and the gutters (image pixels).
@@ -213,7 +240,7 @@ class RapidOcrEngine:
         """
         boxes = [axis_box(q, image.shape[1], image.shape[0]) for q in quads]
         median_h = float(np.median([b[3] - b[1] for b in boxes]))
-        inks, gutters = ink_gutters(image, boxes, median_h)
+        inks, gutters = ink_gutters(dark, boxes, median_h)
         if not gutters:
             return list(quads), list(texts), [float(x) for x in scores], []
         out_quads: list[Any] = []
@@ -247,6 +274,15 @@ class RapidOcrEngine:
                     out_texts.append(text)
                     out_scores.append(float(score))
         return out_quads, out_texts, out_scores, [(float(lo), float(hi)) for lo, hi in gutters]
+
+
+class _Reading(NamedTuple):
+    angle: int  # how far the page was turned (clockwise), 0/90/180/270
+    image: np.ndarray  # the righted image
+    quads: Sequence[Any]
+    texts: Sequence[str]
+    scores: Sequence[float]
+    detected: Sequence[Any]  # every box with text, read with a low score or not
 
 
 def _unpack(out: Any) -> tuple[Sequence[Any], Sequence[str], Sequence[float]]:
