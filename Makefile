@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+LINTED := handler tests scripts bench
 
-.PHONY: demo test lint format clean venv
+.PHONY: demo test lint format clean venv bench-quality
 
 venv: $(STAMP)
 
@@ -16,24 +18,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The benchmark's baselines (pymupdf4llm) on top of the dev install; `make test` needs none.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
 # The local pipeline on the sample documents, against the embedded AWS endpoint.
 demo: $(STAMP)
 	$(BIN)/pagedrop local --process samples --out pagedrop-out
 
 # Lint and type-check, then the whole test suite (unit and integration; no GPU, no network).
 test: $(STAMP)
-	$(BIN)/ruff check handler tests scripts
-	$(BIN)/ruff format --check handler tests scripts
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy handler
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check handler tests scripts
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy handler
 
 format: $(STAMP)
-	$(BIN)/ruff format handler tests scripts
-	$(BIN)/ruff check --fix handler tests scripts
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
+
+# pagedrop against pymupdf4llm and plain rapidocr on ../shared/corpus (docs/quality.md).
+# BENCH_ARGS passes options on, e.g. make bench-quality BENCH_ARGS="--markdown --repeat 2".
+bench-quality: $(BENCH_STAMP)
+	@$(BIN)/python bench/quality.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) pagedrop-out .pytest_cache .ruff_cache .mypy_cache

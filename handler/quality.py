@@ -1,6 +1,6 @@
 """Text quality measures: character error rate (CER) against a ground truth.
 
-Used by ``scripts/measure_cer.py`` and the OCR tests. No dependency beyond numpy.
+Used by the quality benchmark (``bench/``) and the OCR tests. No dependency beyond numpy.
 """
 
 from __future__ import annotations
