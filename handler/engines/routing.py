@@ -23,6 +23,11 @@ The heuristic, in order (the constants are below):
    A scan with an invisible OCR layer keeps that layer (step 5 lets it through).
 6. Otherwise the text layer is good: text-layer engine.
 
+After OCR, :func:`ocr_read_less` looks back: when the text layer offered at least
+``MIN_TEXT_CHARS`` letters and digits and OCR read fewer than ``OCR_MIN_READ_SHARE`` of
+that many, the text layer is kept after all. Partly unmapped text in a script the OCR models
+do not read (Arabic with a broken font, for one) is worth more than an empty page.
+
 Known limits: a font whose glyphs map to the wrong letters (a shifted encoding) reads as
 text; text hidden under an image counts as visible.
 """
@@ -39,6 +44,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from handler.documents.pages import PageInput
+    from handler.engines.base import PageResult
 
 MIN_TEXT_CHARS = 16
 MIN_IMAGE_SHARE = 0.05
@@ -47,6 +53,7 @@ MAX_BAD_SHARE = 0.1
 MIN_WORD_CHAR_SHARE = 0.5
 IMAGE_PAGE_SHARE = 0.5
 IMAGE_PAGE_MIN_CHARS = 200
+OCR_MIN_READ_SHARE = 0.5  # of the text layer's letters and digits, else keep the text layer
 
 _INVISIBLE_RENDER_MODE = 3
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
@@ -123,6 +130,17 @@ def route_page(page: PageInput) -> RouteDecision:
             f"mostly an image ({coverage:.0%}) with {stats.visible} characters of text",
         )
     return RouteDecision(PageRoute.TEXT_LAYER, f"text layer ({stats.chars} characters)")
+
+
+def ocr_read_less(page: PageInput, result: PageResult) -> bool:
+    """True when OCR of a PDF page read much less than its text layer offers (see above)."""
+    if page.pdf_page is None:
+        return False
+    offered = text_stats(page.pdf_page).word
+    if offered < MIN_TEXT_CHARS:
+        return False
+    read = sum(unicodedata.category(char)[0] in "LNM" for e in result.elements for char in e.text)
+    return read < OCR_MIN_READ_SHARE * offered
 
 
 def text_stats(pdf_page: Any) -> TextStats:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from handler.documents.pages import PageInput
-from handler.engines.registry import EngineSet
+from handler.engines.registry import AUTO, TEXT_ENGINE, EngineSet
+from handler.engines.routing import ocr_read_less
 from handler.errors import BadInput, DocumentTimeout, PagedropError
 from handler.outputs.elements import SourceContext, page_elements
 from handler.outputs.markdown import failed_page_markdown, page_markdown
 from handler.outputs.writer import PageOutput
+
+log = logging.getLogger(__name__)
 
 
 class Interrupted(PagedropError):
@@ -35,6 +39,13 @@ def convert_page(
         engine = engines.for_page(page, requested)
         engine_name = engine.name
         result = engine.convert(page)
+        if requested == AUTO and engine_name != TEXT_ENGINE and ocr_read_less(page, result):
+            log.info(
+                "page %d: OCR read less than the text layer offers; keeping the text layer",
+                page.number,
+            )
+            engine_name = TEXT_ENGINE
+            result = engines.get(TEXT_ENGINE).convert(page)
     except BadInput as exc:
         return _failed(page.number, engine_name, exc.message, started)
     except Exception as exc:
