@@ -91,7 +91,12 @@ def score_document(output: SystemOutput, truth: GroundTruth) -> DocumentScores:
             if truth.text is not None
             else None
         ),
-        words=word_score(text, word_reference) if word_reference is not None else None,
+        # A word the typesetter split at a line end is one word, in the output and the truth.
+        words=(
+            word_score(join_hyphenated(text), join_hyphenated(word_reference))
+            if word_reference is not None
+            else None
+        ),
         tables=table_score(truth.tables, output_tables(output)) if truth.tables else None,
         headings=(
             heading_score(headings(output.markdown), headings(truth.reference_md))
