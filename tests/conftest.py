@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from handler.aws import Clients, make_clients
+from handler.documents.pages import PageInput
 from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
 from handler.local.resources import create_local_stack
 from handler.settings import Settings
@@ -51,6 +52,13 @@ def stack_settings(endpoint: LocalEndpoint) -> Settings:
 @pytest.fixture
 def clients(stack_settings: Settings) -> Clients:
     return make_clients(stack_settings, local_boto3_session())
+
+
+def mid_page(page: PageInput) -> tuple[float, float, float, float]:
+    """A box in the middle of a page, for scripted engines: away from the bands where
+    running headers and footers are looked for (handler/outputs/furniture.py)."""
+    w, h = page.layout_width, page.layout_height
+    return (0.1 * w, 0.45 * h, 0.9 * w, 0.5 * h)
 
 
 def drain(settings: Settings, clients: Clients, *, idle_polls: int = 1) -> object:

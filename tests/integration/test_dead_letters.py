@@ -29,7 +29,7 @@ from handler.lambdas import dlq
 from handler.local.run import DeadLetterWatcher
 from handler.settings import Settings
 from handler.worker.build import status_store
-from tests.conftest import LOCAL_AWS_ENV, SAMPLES, drain
+from tests.conftest import LOCAL_AWS_ENV, SAMPLES, drain, mid_page
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ class BrokenUntilFixedEngine:
     def convert(self, page: PageInput) -> PageResult:
         if self.fault.broken:
             raise TransientError("the GPU ran out of memory (simulated)")
-        text = Element(ElementType.NARRATIVE_TEXT, f"text of page {page.number}", (1, 1, 9, 9))
+        text = Element(ElementType.NARRATIVE_TEXT, f"text of page {page.number}", mid_page(page))
         return PageResult(page.number, page.layout_width, page.layout_height, self.name, [text])
 
 

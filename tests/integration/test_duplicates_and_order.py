@@ -36,6 +36,7 @@ from handler.storage.objects import ObjectStore
 from handler.worker.build import build_worker, status_store
 from handler.worker.document import Disposition, DocumentProcessor, Outcome
 from handler.worker.loop import Worker
+from tests.conftest import mid_page
 from tests.integration.processes import queue_counts, short_timings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -77,7 +78,9 @@ class ScriptedEngine:
         if condition is not None:
             self._script.holding.add((thread, page.number))
             wait_for(condition, HOLD_TIMEOUT_S, f"the release of page {page.number}", 0.05)
-        text = Element(ElementType.NARRATIVE_TEXT, f"page {page.number} by {thread}", (1, 1, 9, 9))
+        text = Element(
+            ElementType.NARRATIVE_TEXT, f"page {page.number} by {thread}", mid_page(page)
+        )
         return PageResult(page.number, page.layout_width, page.layout_height, ENGINE, [text])
 
 

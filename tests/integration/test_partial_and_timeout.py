@@ -13,7 +13,7 @@ from handler.engines.base import Element, ElementType, PageResult
 from handler.errors import BadInput, ErrorCategory
 from handler.settings import Settings
 from handler.worker.build import status_store
-from tests.conftest import SAMPLES, drain
+from tests.conftest import SAMPLES, drain, mid_page
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ class FailingPagesEngine:
     def convert(self, page: PageInput) -> PageResult:
         if page.number in self.failing:
             raise BadInput(ErrorCategory.CORRUPT, f"page {page.number} is damaged")
-        text = Element(ElementType.NARRATIVE_TEXT, f"text of page {page.number}", (1, 1, 9, 9))
+        text = Element(ElementType.NARRATIVE_TEXT, f"text of page {page.number}", mid_page(page))
         return PageResult(page.number, page.layout_width, page.layout_height, self.name, [text])
 
 

@@ -21,7 +21,7 @@ from handler.engines.base import Element, ElementType, PageResult
 from handler.local.endpoint import local_boto3_session
 from handler.settings import Settings
 from handler.worker.build import build_worker, status_store
-from tests.conftest import SAMPLES, drain, upload
+from tests.conftest import SAMPLES, drain, mid_page, upload
 from tests.integration.processes import (
     log_tail,
     queue_counts,
@@ -178,7 +178,7 @@ class HoldingEngine:
     def convert(self, page: PageInput) -> PageResult:
         if page.number == 1:
             wait_for(self._release, 30, "the release of page 1", 0.05)
-        text = Element(ElementType.NARRATIVE_TEXT, f"page {page.number}", (1, 1, 9, 9))
+        text = Element(ElementType.NARRATIVE_TEXT, f"page {page.number}", mid_page(page))
         return PageResult(page.number, page.layout_width, page.layout_height, self.name, [text])
 
 
