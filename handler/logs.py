@@ -83,6 +83,22 @@ class _DocumentFields(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when configured
+    (a test that captures stderr, or a daemon whose stderr is replaced, keeps working)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure(
     level: str = "INFO", *, json_lines: bool = True, stream: TextIO | None = None
 ) -> None:
@@ -90,7 +106,7 @@ def configure(
 
     Metrics go to stdout (:mod:`handler.metrics`), so the two never interleave in one line.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     if json_lines:
         from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 

@@ -42,9 +42,10 @@ class CheckFailed(PagedropError):
 
 
 def self_check(
-    settings: Settings, clients: Clients | None = None, *, out: TextIO = sys.stdout
+    settings: Settings, clients: Clients | None = None, *, out: TextIO | None = None
 ) -> bool:
-    """Run every check, print one line each, and return whether all passed."""
+    """Run every check, print one line each (to stdout), and return whether all passed."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced sys.stdout
     results: list[bool] = []
 
     def report(name: str, check: Callable[[], str | None]) -> None:
