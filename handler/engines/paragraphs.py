@@ -10,6 +10,11 @@
   ``ListItem``, body lines one ``NarrativeText`` until a paragraph ends (the next line is
   indented by ``PARAGRAPH_INDENT`` font sizes, or the line before is ``SHORT_LINE`` font
   sizes short of the edge and ends a sentence). Right-to-left text measures from the right.
+- Code lines (:class:`LineKind` ``CODE``) of consecutive blocks close below each other
+  (``CODE_GAP``) form one listing, an ``UncategorizedText`` element whose lines keep
+  their breaks and their indentation (:func:`code_text`).
+- The lines of one title block are one ``Title``, also when the later lines are set a
+  little smaller (within ``TITLE_WRAP_SIZE_RATIO``, same font and weight).
 - Lines are joined with spaces (:func:`join_lines`): a hyphen at a line end before a
   lowercase letter is removed and the word joined (so is a soft hyphen); before a capital
   or a digit the hyphen stays and the words are joined ("COVID-19"); CJK lines are joined
@@ -23,17 +28,29 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from handler.engines.base import ElementType
-from handler.engines.text_lines import Block, Line, LineKind, join_row, same_row
+from handler.engines.text_lines import (
+    PARAGRAPH_INDENT,
+    Block,
+    Line,
+    LineKind,
+    join_row,
+    same_row,
+)
 from handler.engines.text_space import Frame
 
 if TYPE_CHECKING:
     from handler.engines.pdf_tables import FoundTable
+    from handler.engines.text_tables import LineTable
 
 LIST_INDENT = 2.0  # points a list item's continuation line is indented past its bullet
 PARAGRAPH_GAP = 0.7  # line heights between two blocks of one paragraph, at most
-PARAGRAPH_INDENT = 0.8  # font sizes of first-line indent that start a new paragraph
 SHORT_LINE = 3.0  # font sizes short of the right edge that end a paragraph (after . ! ? :)
 WRAP_SLACK = 2.0  # font sizes short of the right edge a wrapped line may end
+CODE_GAP = 1.6  # line heights between two lines of one code listing (one blank line)
+# Lines of one title block within this size ratio are one title (a long title set a point
+# smaller on its second line); further apart they are a title and a subtitle.
+TITLE_WRAP_SIZE_RATIO = 0.9
+MONO_CHAR_WIDTH = 0.6  # a monospaced character's advance, in font sizes (Courier)
 
 
 @dataclass(slots=True)
@@ -42,7 +59,7 @@ class Placed:
 
     bbox: tuple[float, float, float, float]
     block: Block | None = None  # None for an image or a table
-    table: FoundTable | None = None
+    table: FoundTable | LineTable | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +76,7 @@ KIND_TYPE = {
     LineKind.TITLE: ElementType.TITLE,
     LineKind.BULLET: ElementType.LIST_ITEM,
     LineKind.PAGE_NUMBER: ElementType.PAGE_NUMBER,
+    LineKind.CODE: ElementType.UNCATEGORIZED_TEXT,
 }
 
 
@@ -85,6 +103,8 @@ def join_blocks(items: list[Placed], rtl: bool, frame: Frame) -> list[Placed]:
 
 
 def _flows_on(a: Line, b: Line, rtl: bool) -> bool:
+    if a.kind is b.kind is LineKind.CODE:
+        return _code_goes_on(a, b)
     if a.kind not in (LineKind.BODY, LineKind.BULLET) or b.kind is not LineKind.BODY:
         return False
     if abs(a.size - b.size) > 0.5:
@@ -99,6 +119,15 @@ def _flows_on(a: Line, b: Line, rtl: bool) -> bool:
         return False
     slack = WRAP_SLACK * a.size
     return a.bbox[0] <= b.bbox[0] + slack if rtl else a.bbox[2] >= b.bbox[2] - slack
+
+
+def _code_goes_on(a: Line, b: Line) -> bool:
+    """Code lines of one listing: close below each other (a blank line between them at
+    most), overlapping across."""
+    height = a.bbox[3] - a.bbox[1]
+    gap = b.bbox[1] - a.bbox[3]
+    overlap = min(a.bbox[2], b.bbox[2]) - max(a.bbox[0], b.bbox[0])
+    return -0.3 * height <= gap <= CODE_GAP * height and overlap > 0
 
 
 def runs(block: Block, rtl: bool = False) -> list[Run]:
@@ -118,7 +147,11 @@ def _continues(run: Run, line: Line, rtl: bool) -> bool:
     if run.type is ElementType.LIST_ITEM and len(run.lines) == 1 and len(first.text) <= 2:
         return line.kind is not LineKind.BULLET  # a bullet alone takes the next line
     if line.kind is LineKind.TITLE:
-        return run.type is ElementType.TITLE and run.level == line.level
+        return run.type is ElementType.TITLE and (
+            run.level == line.level or _wrapped_title(run.lines[-1], line)
+        )
+    if line.kind is LineKind.CODE:
+        return run.lines[-1].kind is LineKind.CODE
     if line.kind is not LineKind.BODY:
         return False
     if run.type is ElementType.LIST_ITEM:
@@ -128,6 +161,29 @@ def _continues(run: Run, line: Line, rtl: bool) -> bool:
     if run.type is not ElementType.NARRATIVE_TEXT:
         return False
     return not _new_paragraph(run, line, rtl)
+
+
+def _wrapped_title(a: Line, b: Line) -> bool:
+    """``b`` goes on with the title ``a`` (the next line of its block) though set a
+    little smaller: same font and weight, within ``TITLE_WRAP_SIZE_RATIO``, and ``a``
+    does not end a sentence."""
+    small, large = sorted((a.size, b.size))
+    return (
+        a.font == b.font
+        and a.bold == b.bold
+        and small >= TITLE_WRAP_SIZE_RATIO * large
+        and not a.text.endswith((".", "!", "?", ":"))
+    )
+
+
+def code_text(lines: list[Line]) -> str:
+    """A listing's lines, one a line, indented as printed (in spaces of the font's width,
+    estimated from its longer lines)."""
+    widths = [(ln.bbox[2] - ln.bbox[0]) / len(ln.text) for ln in lines if len(ln.text) >= 4]
+    size = max(lines[0].size, 1.0)
+    char = sorted(widths)[len(widths) // 2] if widths else MONO_CHAR_WIDTH * size
+    left = min(ln.bbox[0] for ln in lines)
+    return "\n".join(" " * round((ln.bbox[0] - left) / char) + ln.text for ln in lines)
 
 
 def _new_paragraph(run: Run, line: Line, rtl: bool) -> bool:

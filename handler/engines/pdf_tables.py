@@ -5,10 +5,12 @@ header from the text above each table (10-200 ms a page on the corpus, up to 0.5
 caption sits right above a table on a dense page), so it runs only where the page's line
 art could draw a grid:
 
-1. :func:`ruled_regions` reads the page's vector graphics (``get_cdrawings``: about 0.3 ms
+1. :func:`page_art` reads the page's vector graphics once (``get_cdrawings``: about 0.3 ms
    on most pages) and keeps their axis-parallel strokes: lines, rules drawn as thin
-   rectangles, and the sides of other rectangles (frames and shaded cells). Collinear
-   pieces are joined and crossing strokes grouped; a group whose strokes, with its
+   rectangles, and the sides of other rectangles (frames and shaded cells), collinear
+   pieces joined (:func:`shapes` gives the boxes of what else it draws, for
+   :mod:`handler.engines.text_tables` and :mod:`handler.engines.text_figures`).
+   :func:`ruled_regions` groups crossing strokes; a group whose strokes, with its
    bounding box's sides, give at least ``MIN_GRID_LINES`` distinct rows and columns of
    lines (two rows by two columns of cells) is a region worth searching.
 2. :func:`find_tables` runs the finder (strategy ``lines``) on each region with text in at
@@ -27,8 +29,9 @@ art could draw a grid:
 
 Coordinates are those of the unrotated page, like PyMuPDF's text and drawings; the finder
 works on the displayed page, so its cells are moved back. Tables drawn without vertical
-rules (booktabs style) or without any rules are not found: the finder's ``text`` strategy
-cuts words in two on the corpus's only such table and would take aligned prose for tables.
+rules (booktabs style) or without any rules are left to :mod:`handler.engines.text_tables`
+(the finder's ``text`` strategy cuts words in two on the corpus's only such table and
+would take aligned prose for tables).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ MIN_RULE_LENGTH = 6.0  # points: shorter strokes are glyph parts, ticks or bulle
 MIN_GRID_LINES = 3  # horizontal and vertical lines a grid of 2 x 2 cells needs at least
 MAX_RULES = 4000  # strokes on a page beyond which it is a map or a plan, not a table
 REGION_PAD = 2.0  # points around a region, so text touching its border is searched too
+WHITE = 0.95  # a fill whose every colour component is at least this is a white background
 
 MIN_ROWS = 2
 MIN_COLUMNS = 2
@@ -116,12 +120,32 @@ class Region:
     cols: tuple[float, ...]  # x of its vertical lines (and its box's sides)
 
 
-def ruled_regions(pdf_page: Any) -> list[Region]:
-    """Areas of the page whose strokes could form a grid (see the module docstring)."""
-    horizontal, vertical = _rules(pdf_page.get_cdrawings())
+@dataclass(frozen=True, slots=True)
+class PageArt:
+    """The page's line art (``get_cdrawings``, read once), in unrotated page points.
+
+    ``horizontal`` and ``vertical`` are its axis-parallel strokes, collinear pieces joined
+    (empty on a page with more than ``MAX_RULES``: a map or a plan); ``drawings`` are the
+    paths as read (:func:`shapes` finds the rest of what they draw).
+    """
+
+    horizontal: list[Box]
+    vertical: list[Box]
+    drawings: list[dict[str, Any]]
+
+
+def page_art(pdf_page: Any) -> PageArt:
+    """The line art of ``pdf_page`` (see :class:`PageArt`)."""
+    drawings = pdf_page.get_cdrawings()
+    horizontal, vertical = _rules(drawings)
     if len(horizontal) + len(vertical) > MAX_RULES:
-        return []
-    horizontal, vertical = _joined(horizontal, True), _joined(vertical, False)
+        return PageArt([], [], drawings)
+    return PageArt(_joined(horizontal, True), _joined(vertical, False), drawings)
+
+
+def ruled_regions(art: PageArt) -> list[Region]:
+    """Areas of the page whose strokes could form a grid (see the module docstring)."""
+    horizontal, vertical = art.horizontal, art.vertical
     if not horizontal or not vertical:
         return []
     regions = []
@@ -351,6 +375,30 @@ def _rules(drawings: Iterable[dict[str, Any]]) -> tuple[list[Box], list[Box]]:
                     add(x0, y0, x0, y1)
                     add(x1, y0, x1, y1)
     return horizontal, vertical
+
+
+def shapes(art: PageArt) -> list[Box]:
+    """Boxes of the paths that draw more than rules: coloured fills (not white
+    backgrounds) wider and taller than a rule, curves and slanted lines (a chart's bars
+    and lines, icons)."""
+    shapes: list[Box] = []
+    for path in art.drawings:
+        x0, y0, x1, y1 = path["rect"]
+        if x1 - x0 <= SNAP and y1 - y0 <= SNAP:
+            continue  # a dot, a bullet or a glyph part
+        fill = path.get("fill")
+        filled = fill is not None and min(fill, default=1.0) < WHITE
+        drawn = any(item[0] == "c" or _slanted(item) for item in path.get("items", ()))
+        if drawn or (filled and x1 - x0 > SNAP and y1 - y0 > SNAP):
+            shapes.append((x0, y0, x1, y1))
+    return shapes
+
+
+def _slanted(item: tuple[Any, ...]) -> bool:
+    if item[0] != "l":
+        return False
+    (ax, ay), (bx, by) = item[1], item[2]
+    return abs(ax - bx) > SNAP and abs(ay - by) > SNAP
 
 
 def _corners(item: tuple[Any, ...]) -> list[tuple[float, float]]:

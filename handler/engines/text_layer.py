@@ -3,14 +3,19 @@
 For born-digital pages (DESIGN §6). Every word of the text layer ends up in exactly one
 element; nothing is dropped. The steps:
 
-1. Tables (:mod:`handler.engines.pdf_tables`): only where the page's line art could draw
-   a grid, PyMuPDF's table finder looks for ruled tables; those that look like tables
-   take their characters out of the text (read again as ``rawdict``, with each
-   character's box). Other pages read ``get_text("dict")`` only.
+1. Tables. The page's line art is read once (:func:`handler.engines.pdf_tables.page_art`).
+   Only where it could draw a grid, PyMuPDF's table finder looks for ruled tables
+   (:mod:`handler.engines.pdf_tables`); those that look like tables take their
+   characters out of the text (read again as ``rawdict``, with each character's box).
+   Then tables ruled only horizontally (booktabs) or not at all are looked for among the
+   remaining lines (:mod:`handler.engines.text_tables`, the OCR path's table finder on
+   the text layer's lines); their lines leave the text whole. Other pages read
+   ``get_text("dict")`` only.
 2. Lines and blocks of the remaining text (:mod:`handler.engines.text_lines`), in text
    space (the displayed page turned so that most text runs left to right), each line
-   classified as body text, title (by size, or bold and standing alone), list-item start
-   or page number.
+   classified as body text, title (by size, or bold, italic or a larger other font and
+   standing alone; never inside a figure drawn with the line art:
+   :mod:`handler.engines.text_figures`), list-item start, page number or code.
 3. Images from ``get_image_info`` (no image data is extracted) become ``Image`` blocks:
    images that overlap or lie within ``IMAGE_MERGE_GAP`` points of each other are one
    figure (a figure is often drawn as many pieces); slivers under ``MIN_IMAGE_SIDE``
@@ -22,8 +27,9 @@ element; nothing is dropped. The steps:
 5. Text blocks that continue each other are joined, and their lines grouped into elements
    (:mod:`handler.engines.paragraphs`): a title's lines one ``Title``, a list item with its
    continuation lines one ``ListItem``, a paragraph one ``NarrativeText``; line-end
-   hyphenation is repaired. Text keeps PyMuPDF's logical order (right-to-left text is
-   not reversed). A table is one ``Table`` with ``text_as_html``.
+   hyphenation is repaired; a code listing one ``UncategorizedText`` with its line
+   breaks. Text keeps PyMuPDF's logical order (right-to-left text is not reversed). A
+   table is one ``Table`` with ``text_as_html``.
 6. The text right below or above an image or a table that starts like a caption becomes
    ``FigureCaption`` (:mod:`handler.engines.captions`).
 7. Boxes go back to the displayed page, are scaled to its pixel space (``page.scale``)
@@ -40,18 +46,22 @@ import pymupdf
 
 from handler.engines.base import BBox, Element, ElementType, PageResult
 from handler.engines.captions import mark_captions
-from handler.engines.paragraphs import Placed, Run, join_blocks, join_lines, runs
+from handler.engines.paragraphs import Placed, Run, code_text, join_blocks, join_lines, runs
 from handler.engines.pdf_tables import (
     FoundTable,
+    PageArt,
     fill_tables,
     find_tables,
     is_table,
+    page_art,
     ruled_regions,
 )
 from handler.engines.reading_order import reading_order
 from handler.engines.table_html import grid_html, grid_text
-from handler.engines.text_lines import Block, classify, page_blocks, read_text, union
+from handler.engines.text_figures import FigureAreas
+from handler.engines.text_lines import Block, LineKind, classify, page_blocks, read_text, union
 from handler.engines.text_space import Frame, text_frame
+from handler.engines.text_tables import LineTable, find_line_tables
 from handler.errors import BadInput, ErrorCategory
 
 if TYPE_CHECKING:
@@ -76,12 +86,17 @@ class TextLayerEngine:
                 ErrorCategory.UNSUPPORTED,
                 f"Page {page.number} is an image; the text-layer engine reads PDF pages only.",
             )
-        raw_blocks, tables, frame = _text_and_tables(pdf_page)
+        raw_blocks = read_text(pdf_page)
+        frame = text_frame(pdf_page, raw_blocks)
+        images = _image_boxes(pdf_page, frame, has_text=_has_text(raw_blocks))
+        art = page_art(pdf_page)
+        raw_blocks, tables, line_tables = _text_and_tables(pdf_page, raw_blocks, frame, art, images)
         blocks, sizes = page_blocks(raw_blocks, frame)  # in text space
-        classify(blocks, sizes, frame.rect)
+        classify(blocks, sizes, frame.rect, FigureAreas(art, frame).holds)
         items = [Placed(block.bbox, block) for block in blocks]
         items += [Placed(_in_text_space(t.outer_bbox(), frame), table=t) for t in tables]
-        items += [Placed(box) for box in _image_boxes(pdf_page, frame, has_text=bool(blocks))]
+        items += [Placed(t.bbox, table=t) for t in line_tables]
+        items += [Placed(box) for box in images]
         rtl = _is_rtl(blocks)
         order = reading_order([item.bbox for item in items], rtl=rtl)
         elements: list[Element] = []  # boxes in text space until the captions are found
@@ -105,26 +120,33 @@ class TextLayerEngine:
         )
 
 
-def _text_and_tables(pdf_page: Any) -> tuple[list[dict[str, Any]], list[FoundTable], Frame]:
-    """The page's text blocks outside its tables (``dict`` form), the tables, the text space.
+def _text_and_tables(
+    pdf_page: Any,
+    raw_blocks: list[dict[str, Any]],
+    frame: Frame,
+    art: PageArt,
+    images: list[tuple[float, float, float, float]],
+) -> tuple[list[dict[str, Any]], list[FoundTable], list[LineTable]]:
+    """The page's text blocks outside its tables (``dict`` form), its ruled tables and
+    its tables without vertical rules.
 
-    The table finder runs only where ruling lines could form a grid, and only when the
+    PyMuPDF's finder runs only where ruling lines could form a grid, and only when the
     text runs along the displayed page (a sideways table would be read down its columns);
     the characters (``rawdict``, slower than ``dict``) are read only when it finds one.
+    The rest of the text is then searched for booktabs and unruled tables
+    (:mod:`handler.engines.text_tables`).
     """
-    raw_blocks = read_text(pdf_page)
-    frame = text_frame(pdf_page, raw_blocks)
-    regions = ruled_regions(pdf_page)
-    if not regions or not _upright(pdf_page, frame):
-        return raw_blocks, [], frame
-    found = find_tables(pdf_page, regions, raw_blocks)
-    if not found:
-        return raw_blocks, [], frame
-    char_blocks = read_text(pdf_page, chars=True)
-    tables = [t for t in found if _fill_one(t, char_blocks)]
-    if not tables:
-        return raw_blocks, [], frame
-    return fill_tables(tables, char_blocks), tables, frame
+    regions = ruled_regions(art)
+    tables: list[FoundTable] = []
+    if regions and _upright(pdf_page, frame):
+        found = find_tables(pdf_page, regions, raw_blocks)
+        if found:
+            char_blocks = read_text(pdf_page, chars=True)
+            tables = [t for t in found if _fill_one(t, char_blocks)]
+            if tables:
+                raw_blocks = fill_tables(tables, char_blocks)
+    raw_blocks, line_tables = find_line_tables(raw_blocks, art, frame, images)
+    return raw_blocks, tables, line_tables
 
 
 def _fill_one(table: FoundTable, char_blocks: list[dict[str, Any]]) -> bool:
@@ -140,7 +162,18 @@ def _upright(pdf_page: Any, frame: Frame) -> bool:
     return all(abs(x - y) < 1e-6 for x, y in zip(a, b, strict=True))
 
 
-def _table_element(table: FoundTable, box: tuple[float, float, float, float]) -> Element:
+def _has_text(raw_blocks: list[dict[str, Any]]) -> bool:
+    return any(
+        span["text"].strip()
+        for block in raw_blocks
+        for line in block.get("lines", ())
+        for span in line["spans"]
+    )
+
+
+def _table_element(
+    table: FoundTable | LineTable, box: tuple[float, float, float, float]
+) -> Element:
     grid = table.grid()
     return Element(
         ElementType.TABLE,
@@ -158,9 +191,12 @@ def _in_text_space(
 
 
 def _element(run: Run) -> Element:
-    text = run.lines[0].text
-    for line in run.lines[1:]:
-        text = join_lines(text, line.text)
+    if run.lines[0].kind is LineKind.CODE:
+        text = code_text(run.lines)
+    else:
+        text = run.lines[0].text
+        for line in run.lines[1:]:
+            text = join_lines(text, line.text)
     box = union([line.bbox for line in run.lines])
     return Element(run.type, text, box, level=run.level)
 

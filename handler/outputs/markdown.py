@@ -51,6 +51,8 @@ def element_markdown(element: dict[str, Any]) -> str | None:
         return _table_markdown(metadata.get("text_as_html"), text)
     if kind is ElementType.FORMULA:
         return f"$$\n{text}\n$$" if text else None
+    if kind is ElementType.UNCATEGORIZED_TEXT and "\n" in text:
+        return _fenced(element["text"].strip("\n"))
     if kind is ElementType.IMAGE:
         return f"![{escape(_one_line(text))}]()" if text else "<!-- image -->"
     if kind is ElementType.FIGURE_CAPTION:
@@ -91,6 +93,14 @@ def _table_markdown(table_html: str | None, text: str) -> str | None:
     # Cell text that looks like a tag ("<table name>") would vanish when rendered.
     cells = [[_HTML_TAG.sub("&lt;", cell) if cell else cell for cell in row] for row in grid]
     return pipe_table(cells, header_rows) or table_html
+
+
+def _fenced(text: str) -> str:
+    """Text whose lines matter (a code listing) as a fenced block, kept as it is; the fence
+    is longer than any run of backticks inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
 
 
 def _one_line(text: str) -> str:

@@ -98,3 +98,18 @@ def test_document_markdown_marks_each_page() -> None:
     assert document_markdown([(1, "one\n"), (2, ""), (5, "five\n")]) == (
         "<!-- page 1 -->\n\none\n\n<!-- page 2 -->\n\n<!-- page 5 -->\n\nfive\n"
     )
+
+
+def test_a_code_listing_is_a_fenced_block_kept_as_it_is() -> None:
+    code = "SELECT *\n  FROM t -- `x`\n# not a heading"
+    elements = page_elements(
+        _result(
+            _el(ElementType.UNCATEGORIZED_TEXT, code), _el(ElementType.UNCATEGORIZED_TEXT, "1 2")
+        ),
+        SOURCE,
+    )
+    assert page_markdown(elements) == f"```\n{code}\n```\n\n1 2\n"
+    fenced = page_markdown(
+        page_elements(_result(_el(ElementType.UNCATEGORIZED_TEXT, "a\n```b")), SOURCE)
+    )
+    assert fenced.startswith("````\na\n```b\n````")

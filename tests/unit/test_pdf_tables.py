@@ -14,10 +14,12 @@ from handler.documents.limits import Limits
 from handler.documents.open import open_document
 from handler.documents.pages import PageInput
 from handler.engines.base import Element, ElementType, PageResult
-from handler.engines.pdf_tables import CellBox, FoundTable, is_table, ruled_regions
-from handler.engines.table_html import grid_cells, html_grid
+from handler.engines.pdf_tables import CellBox, FoundTable, is_table, page_art, ruled_regions
+from handler.engines.table_html import grid_cells
 from handler.engines.text_layer import TextLayerEngine
 from handler.outputs.markdown import element_markdown
+from tests.unit.table_elements import grid as table_grid
+from tests.unit.table_elements import tables as page_tables
 
 DATA = Path(__file__).parent.parent / "data"
 BORN_DIGITAL = DATA / "born_digital"
@@ -49,17 +51,6 @@ def _words_and_result(path: Path, number: int) -> tuple[list[str], PageResult]:
                 words = [w[4] for w in page.pdf_page.get_text("words")]
                 return words, ENGINE.convert(page)
     raise AssertionError(f"no page {number}")
-
-
-def _tables(result: PageResult) -> list[Element]:
-    return [e for e in result.elements if e.type is ElementType.TABLE]
-
-
-def _grid(table: Element) -> list[list[str | None]]:
-    assert table.text_as_html is not None
-    parsed = html_grid(table.text_as_html)
-    assert parsed is not None
-    return parsed[0]
 
 
 def _ruled_table(
@@ -127,8 +118,8 @@ def test_a_ruled_table_is_one_table_element_in_reading_order(tmp_path: Path) -> 
         ElementType.TABLE,
         ElementType.NARRATIVE_TEXT,
     ]
-    (table,) = _tables(result)
-    assert _grid(table) == [HEADER, *ROWS]
+    (table,) = page_tables(result)
+    assert table_grid(table) == [HEADER, *ROWS]
     assert table.text == "\n".join(" ".join(row) for row in [HEADER, *ROWS])
     assert table.text_as_html is not None and table.text_as_html.startswith(
         "<table><thead><tr><th>Region</th>"
@@ -153,8 +144,8 @@ def test_a_table_on_a_landscape_page_reads_along_its_rows(tmp_path: Path) -> Non
     # when converted at 144 DPI
     result = _one_page(path, dpi=144)
     # then the table reads along its rows, and its box is in the displayed page's pixels
-    (table,) = _tables(result)
-    assert _grid(table) == [HEADER, *ROWS]
+    (table,) = page_tables(result)
+    assert table_grid(table) == [HEADER, *ROWS]
     assert (result.width, result.height) == (1584, 1224)
     assert table.bbox == pytest.approx((144, 200, 1344, 360), abs=3)
     assert result.elements[0].text == "Landscape results"
@@ -162,7 +153,8 @@ def test_a_table_on_a_landscape_page_reads_along_its_rows(tmp_path: Path) -> Non
 
 def test_a_cropped_landscape_page_is_left_unsearched_and_unchanged(tmp_path: Path) -> None:
     # the finder rewrites a rotated page's media box while it runs, which would drop a
-    # crop box: such pages keep their table as text, and the page is not modified
+    # crop box: PyMuPDF's finder leaves such pages alone, so the page is not modified, and
+    # the table comes from its horizontal rules and aligned cells (text_tables)
     doc = pymupdf.open()
     page = doc.new_page(width=612, height=792)
     page.set_rotation(90)
@@ -175,16 +167,20 @@ def test_a_cropped_landscape_page_is_left_unsearched_and_unchanged(tmp_path: Pat
         crop = page_input.pdf_page.cropbox
         result = ENGINE.convert(page_input)
         assert page_input.pdf_page.cropbox == crop
-    assert not _tables(result)
-    assert "4,310" in " ".join(e.text for e in result.elements)
+    (table,) = page_tables(result)
+    assert table_grid(table) == [HEADER, *ROWS]
+    assert "4,310" not in " ".join(e.text for e in result.elements if e is not table)
 
 
-def test_a_sideways_table_stays_text(tmp_path: Path) -> None:
-    # given a table printed sideways on the displayed page (its text runs downwards): the
-    # finder would read it down its columns, so it is left as text, every word kept
+def test_a_sideways_page_reads_its_table_along_the_rows(tmp_path: Path) -> None:
+    # given a page printed sideways on the displayed page (its text runs downwards):
+    # PyMuPDF's finder would read the table down its columns, so it is not asked; the
+    # table comes from the text turned upright (text_tables), every word once
     result = _one_page(_report_page(tmp_path, rotation=90))
-    assert not _tables(result)
-    assert "4,310" in " ".join(e.text for e in result.elements)
+    (table,) = page_tables(result)
+    assert table_grid(table) == [HEADER, *ROWS]
+    others = " ".join(e.text for e in result.elements if e is not table)
+    assert "4,310" not in others and "Revenue grew" in others
 
 
 def test_merged_header_cells_become_spans(tmp_path: Path) -> None:
@@ -205,7 +201,7 @@ def test_merged_header_cells_become_spans(tmp_path: Path) -> None:
                 page.insert_text((xs[c] + 4, top + r * height + 14), text, fontsize=10)
     result = _one_page(_save(doc, tmp_path / "spans.pdf"))
     # then "Sales" spans two columns and both top rows are header rows
-    (table,) = _tables(result)
+    (table,) = page_tables(result)
     assert table.text_as_html is not None
     assert '<th colspan="2">Sales</th>' in table.text_as_html
     assert table.text_as_html.count("<tr>", 0, table.text_as_html.index("</thead>")) == 2
@@ -223,8 +219,8 @@ def test_a_header_row_above_the_rules_joins_the_table(tmp_path: Path) -> None:
     _ruled_table(page, 100, ROWS, [150, 100, 120])
     result = _one_page(_save(doc, tmp_path / "header-above.pdf"))
     # then the header row is the table's first (header) row, the caption stays a caption
-    (table,) = _tables(result)
-    assert _grid(table) == [HEADER, *ROWS]
+    (table,) = page_tables(result)
+    assert table_grid(table) == [HEADER, *ROWS]
     assert table.text_as_html is not None and "<thead><tr><th>Region</th>" in table.text_as_html
     assert [e.type for e in result.elements] == [ElementType.FIGURE_CAPTION, ElementType.TABLE]
     assert table.bbox[1] < 90  # the box takes in the header row
@@ -245,7 +241,7 @@ def test_two_text_columns_are_not_a_table(tmp_path: Path) -> None:
             page.draw_line((72, 600), (540, 600))
         result = _one_page(_save(doc, tmp_path / f"columns-{ruled}.pdf"))
         # then no table, and the text is there as paragraphs
-        assert not _tables(result)
+        assert not page_tables(result)
         assert sum(e.type is ElementType.NARRATIVE_TEXT for e in result.elements) >= 2
 
 
@@ -261,7 +257,7 @@ def test_a_grid_of_prose_boxes_is_not_a_table(tmp_path: Path) -> None:
     for x0, y0 in ((76, 104), (310, 104), (76, 354), (310, 354)):
         page.insert_textbox(pymupdf.Rect(x0, y0, x0 + 226, y0 + 240), prose, fontsize=10)
     result = _one_page(_save(doc, tmp_path / "boxes.pdf"))
-    assert not _tables(result)
+    assert not page_tables(result)
     assert sum(e.text.startswith("The club met") for e in result.elements) == 4
 
 
@@ -279,7 +275,7 @@ def test_a_ruled_box_around_prose_is_not_a_table(tmp_path: Path) -> None:
     page.insert_text((106, 114), "Note", fontsize=10)
     page.insert_textbox(pymupdf.Rect(106, 124, 536, 256), prose, fontsize=10)
     result = _one_page(_save(doc, tmp_path / "note.pdf"))
-    assert not _tables(result)
+    assert not page_tables(result)
     assert any(e.text.startswith("Remember to back up") for e in result.elements)
 
 
@@ -291,7 +287,7 @@ def test_a_grid_of_empty_cells_is_not_a_table(tmp_path: Path) -> None:
     page.insert_text((100, 320), "0     10     20     30     40", fontsize=8)
     page.insert_text((100, 190), "Quarterly volume", fontsize=10)
     result = _one_page(_save(doc, tmp_path / "chart.pdf"))
-    assert not _tables(result)
+    assert not page_tables(result)
 
 
 def _found(texts: Sequence[Sequence[str]], spans: Sequence[CellBox] = ()) -> FoundTable:
@@ -351,7 +347,7 @@ def test_pages_without_grid_lines_skip_the_table_finder(tmp_path: Path) -> None:
         rules.draw_line((72, y), (400, y))
     grid = doc.new_page()
     _ruled_table(grid, 100, [HEADER, *ROWS], [150, 100, 120])
-    assert [len(ruled_regions(page)) for page in doc] == [0, 0, 0, 1]
+    assert [len(ruled_regions(page_art(page))) for page in doc] == [0, 0, 0, 1]
 
 
 def test_icdar_table_cells_match_the_ground_truth() -> None:
@@ -362,8 +358,8 @@ def test_icdar_table_cells_match_the_ground_truth() -> None:
         for c in truth.iter("cell")
     ]
     result = _one_page(BORN_DIGITAL / "icdar2013__eu-002.pdf")
-    (table,) = _tables(result)
-    ours = {(c.row, c.col): _norm(c.text) for c in grid_cells(_grid(table))}
+    (table,) = page_tables(result)
+    ours = {(c.row, c.col): _norm(c.text) for c in grid_cells(table_grid(table))}
     found = sum(ours.get((row, col)) == text for row, col, text in cells)
     assert len(cells) == 33
     assert found / len(cells) >= 0.95
@@ -378,12 +374,12 @@ def test_report_tables_are_found_and_layout_frames_are_not() -> None:
     # boxes (page 11), the back cover's frame (page 18)
     with open_document(REPORT, LIMITS, dpi=72, filename=REPORT.name) as doc:
         tables = {
-            page.number: _tables(ENGINE.convert(page))
+            page.number: page_tables(ENGINE.convert(page))
             for page in doc.pages()
             if page.number in (8, 9, 10, 11, 12, 18)
         }
     assert {n: len(t) for n, t in tables.items()} == {8: 1, 9: 1, 10: 0, 11: 1, 12: 1, 18: 0}
-    grid = _grid(tables[12][0])
+    grid = table_grid(tables[12][0])
     assert grid[0] == ["Global variable", "Type", "Description"]
     assert grid[1] == [
         "CLIENT_HOST",
@@ -391,12 +387,12 @@ def test_report_tables_are_found_and_layout_frames_are_not() -> None:
         "Host name of the current client as returned by the system",
     ]
     assert len(grid) == 10
-    columns = _grid(tables[8][0])
+    columns = table_grid(tables[8][0])
     assert columns[3][2] == (
         "Usage setting: • ALLOWED: The user profile is allowed to use the function. "
         "• DENIED: The user profile is not allowed to use the function."
     )
-    usage = _grid(tables[9][0])
+    usage = table_grid(tables[9][0])
     assert usage[0][:3] == ["User action", "*JOBCTL", "QIBM_DB_SECADM"]
     assert usage[1] == ["SET CURRENT DEGREE (SQL statement)", "X", "", "X", "", ""]
 
@@ -405,7 +401,7 @@ def test_paper_table_with_a_grouped_header() -> None:
     # arXiv 2305.03393 page 9: "TEDs" spans three columns over simple / complex / all,
     # and the other header cells span both header rows
     result = _one_page(BORN_DIGITAL / "docling__2305.03393v1-pg9.pdf")
-    (table,) = _tables(result)
+    (table,) = page_tables(result)
     html = table.text_as_html
     assert html is not None
     head = html[: html.index("</thead>")]
@@ -413,7 +409,7 @@ def test_paper_table_with_a_grouped_header() -> None:
     assert '<th colspan="3">TEDs</th>' in head
     assert '<th rowspan="2"># enc-layers</th>' in head
     assert "<th>simple</th><th>complex</th><th>all</th>" in head
-    grid = _grid(table)
+    grid = table_grid(table)
     assert len(grid) == 6 and len(grid[0]) == 8
     assert grid[2] == [
         *("6", "6", "OTSL HTML"),
@@ -440,7 +436,7 @@ def test_every_word_of_a_table_page_is_kept_once(name: str, page_number: int) ->
 
 
 def test_a_simple_table_is_a_pipe_table_in_markdown(tmp_path: Path) -> None:
-    (table,) = _tables(_one_page(_report_page(tmp_path)))
+    (table,) = page_tables(_one_page(_report_page(tmp_path)))
     assert element_markdown(_as_dict(table)) == (
         "| Region | Units | Revenue |\n"
         "| --- | --- | --- |\n"
