@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-        help="default: $PAGEDROP_LOG_LEVEL or INFO",
+        help="default: $PAGEDROP_LOG_LEVEL or INFO (WARNING for `local --process`)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -444,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from handler.logs import configure
 
-    configure(args.log_level or "INFO")
+    # A batch run for a person (`local --process`) prints its table, not the worker's lines.
+    batch = args.command == "local" and args.process is not None
+    configure(args.log_level or ("WARNING" if batch else "INFO"))
     settings = None
     try:
         if args.command == "local":
