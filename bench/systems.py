@@ -31,6 +31,7 @@ from handler.documents.open import open_document
 from handler.settings import Settings
 
 if TYPE_CHECKING:
+    from handler.engines.registry import EngineSet
     from handler.outputs.document import DocumentOutputs
     from handler.outputs.page import PageOutput
 
@@ -79,11 +80,12 @@ def run_timed(system: System, document: Path) -> SystemOutput:
 class PagedropSystem:
     name = "pagedrop"
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, engines: EngineSet | None = None) -> None:
         from handler.engines.registry import EngineSet
 
         self._settings = settings or Settings()
-        self._engines = EngineSet(self._settings)
+        # bench/engines.py passes an EngineSet that times each engine's convert calls.
+        self._engines = engines or EngineSet(self._settings)
 
     def warm_up(self, documents: list[Path]) -> None:
         # The OCR models load on the first OCR page, which ``documents`` may not have.

@@ -46,6 +46,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     _log: IO[bytes] = field(repr=False)
     signalled: signal.Signals | None = None  # what the soak sent it, if anything
+    health_path: Path | None = None  # its own readiness file (PAGEDROP_HEALTH_FILE)
 
     @property
     def running(self) -> bool:
@@ -113,13 +114,21 @@ class WorkerFleet:
     def _start(self) -> None:
         worker_id = f"{self._name}-w{len(self.started) + 1:02d}"
         log_path = self._log_dir / f"{worker_id}.log"
+        # A file per worker: workers sharing one would overwrite each other's readiness.
+        health_path = self._log_dir / f"{worker_id}.health.json"
         log = log_path.open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "handler", "worker"],
-            env={**self._env, "PAGEDROP_WORKER_ID": worker_id},
+            env={
+                **self._env,
+                "PAGEDROP_WORKER_ID": worker_id,
+                "PAGEDROP_HEALTH_FILE": str(health_path),
+            },
             cwd=self._cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.started.append(WorkerProcess(worker_id, log_path, process, log))
+        self.started.append(
+            WorkerProcess(worker_id, log_path, process, log, health_path=health_path)
+        )
