@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     max_failed_page_share: float = Field(
         default=0.5, ge=0, le=1, description="Above this share of failed pages: FAILED."
     )
+    checkpoint_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="Converted pages are checkpointed in batches, one lease fence a batch: "
+        "a batch is flushed once this much conversion time has passed since the last one. "
+        "Longer: fewer round trips, more work redone after a crash; 0: every page.",
+    )
 
     # Queue and lease timing.
     visibility_timeout_s: int = Field(default=300, ge=10, le=43200)

@@ -2,7 +2,8 @@
 
 Per-page files are written as pages complete and double as the resume checkpoint: a page
 counts as done when its ``pages/NNNN.json`` exists with the source version in its metadata
-(the JSON is written after the markdown). ``manifest.json`` is written last.
+(the JSON is written after the markdown). Pages may be written from several threads at once
+(handler/worker/checkpoints.py). ``manifest.json`` is written last.
 
 The final outputs (``document.md``, ``elements.json``, ``manifest.json``) are written with
 :meth:`ObjectStore.put_fenced`: only by the holder of the lease, and never over a write made
@@ -13,7 +14,10 @@ progress write) only.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from handler.outputs.document import assemble_document
@@ -48,6 +52,7 @@ class OutputWriter:
         # Raises when this worker no longer holds the document (handler.errors.LeaseLost).
         self._fence = fence
         self.written: dict[str, StoredObject] = {}
+        self._lock = threading.Lock()  # ``written`` is filled from several threads
 
     def load_checkpoints(self) -> dict[int, PageOutput]:
         """Pages of this source version that an earlier attempt finished."""
@@ -98,13 +103,27 @@ class OutputWriter:
             metadata[META_VERSION] = self._version
         self._put(json_key, dumps(page.elements), JSON_TYPE, metadata)
 
-    def write_document(self, pages: list[PageOutput]) -> None:
-        """``document.md`` and ``elements.json`` from all pages, in page order."""
+    def write_document(self, pages: list[PageOutput], keep: Iterable[int]) -> None:
+        """``document.md`` and ``elements.json`` from all pages, in page order, and the page
+        files of pages not in ``keep`` deleted: the three at once, all before the manifest
+        (each write still fenced: ETag read, fence, conditional put)."""
         document = assemble_document(pages)
-        self._put_fenced(
-            f"{self.prefix}document.md", document.markdown.encode("utf-8"), MARKDOWN_TYPE
-        )
-        self._put_fenced(f"{self.prefix}elements.json", dumps(document.elements), JSON_TYPE)
+        steps: list[Callable[[], object]] = [
+            partial(
+                self._put_fenced,
+                f"{self.prefix}document.md",
+                document.markdown.encode("utf-8"),
+                MARKDOWN_TYPE,
+            ),
+            partial(
+                self._put_fenced, f"{self.prefix}elements.json", dumps(document.elements), JSON_TYPE
+            ),
+            partial(self.remove_stale_pages, keep),
+        ]
+        with ThreadPoolExecutor(len(steps), thread_name_prefix="pagedrop-final") as pool:
+            futures = [pool.submit(step) for step in steps]
+        for future in futures:
+            future.result()  # the first failure, as one write after the other would raise it
 
     def remove_stale_pages(self, keep: Iterable[int]) -> None:
         """Delete page files of pages not in this conversion (a longer older version's, or
@@ -118,30 +137,32 @@ class OutputWriter:
         if stale:
             self._fence()
             self._objects.delete_keys(stale)
-        for key in stale:
-            self.written.pop(key, None)
+        with self._lock:
+            for key in stale:
+                self.written.pop(key, None)
 
     def write_manifest(self, manifest: dict[str, Any]) -> StoredObject:
         """The completion signal: written last, listing every output with size and sha256."""
+        with self._lock:
+            outputs = sorted(self.written.values(), key=lambda o: o.key)
         manifest = {
             **manifest,
-            "outputs": [
-                {"key": o.key, "bytes": o.size, "sha256": o.sha256}
-                for o in sorted(self.written.values(), key=lambda o: o.key)
-            ],
+            "outputs": [{"key": o.key, "bytes": o.size, "sha256": o.sha256} for o in outputs],
         }
         return self._put_fenced(f"{self.prefix}manifest.json", dumps(manifest), JSON_TYPE)
 
     def _put_fenced(self, key: str, data: bytes, content_type: str) -> StoredObject:
         stored = self._objects.put_fenced(key, data, content_type, self._fence)
-        self.written[key] = stored
+        with self._lock:
+            self.written[key] = stored
         return stored
 
     def _put(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
     ) -> StoredObject:
         stored = self._objects.put(key, data, content_type, metadata)
-        self.written[key] = stored
+        with self._lock:
+            self.written[key] = stored
         return stored
 
 

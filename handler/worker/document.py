@@ -6,7 +6,7 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +16,7 @@ from handler.aws import is_transient
 from handler.documents.limits import Limits
 from handler.documents.messages import check_size
 from handler.documents.open import open_document
+from handler.documents.pages import PageInput
 from handler.engines.registry import AUTO, TEXT_ENGINE, EngineSet
 from handler.errors import BadInput, EngineUnavailable, ErrorCategory, LeaseLost, TransientError
 from handler.events.model import ObjectRef
@@ -29,6 +30,7 @@ from handler.status.model import ClaimOutcome, Status, version_token
 from handler.status.store import Claim, StatusStore
 from handler.storage.keys import KeyOutsidePrefix, check_output_key_length, output_prefix_for
 from handler.storage.objects import ObjectChanged, ObjectInfo, ObjectStore
+from handler.worker.checkpoints import CheckpointBatches
 from handler.worker.convert import ConvertOptions, Interrupted, convert_pages
 from handler.worker.heartbeat import Heartbeat
 from handler.worker.observe import BUG, FAULT, LEASE_LOST, DocumentObserver
@@ -226,38 +228,30 @@ class DocumentProcessor:
                 pages = writer.load_checkpoints()
                 pages = {n: p for n, p in pages.items() if n in numbers}
                 self._observe.planned(len(numbers), len(pages), options.engine)
-                self._status.progress(
-                    claim,
-                    pages_done=len(pages),
-                    pages_total=len(numbers),
-                    engines=engines_used(pages.values()),
-                )
 
-                def on_page(page: PageOutput) -> None:
-                    # The progress write is conditional on the lease: it is also the fence
-                    # that keeps a worker whose lease was taken over from writing the page.
-                    pages[page.page_number] = page
+                def progress() -> None:
+                    # Conditional on the lease: before each batch of page files, it is also
+                    # the fence that keeps a worker whose lease was taken over from writing.
                     self._status.progress(
                         claim,
                         pages_done=len(pages),
                         pages_total=len(numbers),
                         engines=engines_used(pages.values()),
                     )
-                    writer.write_page(page)
-                    self._observe.page_done(page)
 
-                todo = [n for n in numbers if n not in pages]
-                convert_pages(
-                    document.pages(todo),
-                    self._engines,
+                progress()
+                self._convert_pages(
+                    document.pages([n for n in numbers if n not in pages]),
                     source,
                     ConvertOptions(
                         requested_engine=options.engine,
                         deadline=started + self._settings.document_timeout_s,
                         timeout_s=self._settings.document_timeout_s,
                     ),
-                    on_page,
-                    self._stop_requested,
+                    pages,
+                    writer,
+                    progress,
+                    claim,
                 )
                 mime, document_pages = document.type.mime, document.page_count
         converted = time.monotonic()
@@ -271,8 +265,7 @@ class DocumentProcessor:
                 f"{len(failed)} of {len(ordered)} pages could not be converted; "
                 f"the first: {_sentence(failed[0].error)}",
             )
-        writer.write_document(ordered)
-        writer.remove_stale_pages(keep=numbers)
+        writer.write_document(ordered, keep=numbers)
         timings = Timings(
             download_s=downloaded - started,
             convert_s=converted - downloaded,
@@ -299,6 +292,46 @@ class DocumentProcessor:
         )
         self._observe.finished(ref, status, ordered)
         return status
+
+    def _convert_pages(
+        self,
+        inputs: Iterable[PageInput],
+        source: SourceContext,
+        options: ConvertOptions,
+        pages: dict[int, PageOutput],
+        writer: OutputWriter,
+        progress: Callable[[], None],
+        claim: Claim,
+    ) -> None:
+        """Convert ``inputs`` into ``pages``, checkpointing them in batches behind the engine
+        (handler/worker/checkpoints.py); every page is written when this returns."""
+
+        def on_page(page: PageOutput) -> None:
+            pages[page.page_number] = page
+            batches.add(page)
+
+        def should_stop() -> bool:
+            batches.check()  # a batch that failed to write stops the conversion here
+            return self._stop_requested()
+
+        with CheckpointBatches(
+            fence=progress,
+            fence_again=lambda: self._status.heartbeat(claim),
+            write_page=writer.write_page,
+            on_written=self._observe.page_done,
+            interval_s=self._settings.checkpoint_interval_s,
+        ) as batches:
+            try:
+                convert_pages(inputs, self._engines, source, options, on_page, should_stop)
+            except Interrupted:
+                # Shutting down: what was converted is kept (a batch's worth of writes at
+                # most), so the next worker resumes after it.
+                try:
+                    batches.finish()
+                except Exception as exc:
+                    log.warning("could not checkpoint the converted pages: %s", exc)
+                raise
+            batches.finish()
 
     def _final_status(self, pages: list[PageOutput]) -> Status:
         failed = sum(1 for p in pages if p.error)

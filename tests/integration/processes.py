@@ -19,18 +19,25 @@ from tests.conftest import LOCAL_AWS_ENV, SAMPLES
 T = TypeVar("T")
 
 # The worker timings of a test that kills or stops a worker: short, so the message and the
-# lease come back within seconds (10 s is the least Settings accepts for either).
+# lease come back within seconds (10 s is the least Settings accepts for either), and a
+# checkpoint after every page, so that it can be stopped between two checkpointed pages.
 SHORT_TIMINGS = {
     "PAGEDROP_VISIBILITY_TIMEOUT_S": "10",
     "PAGEDROP_LEASE_S": "10",
     "PAGEDROP_HEARTBEAT_INTERVAL_S": "2",
+    "PAGEDROP_CHECKPOINT_INTERVAL_S": "0",
 }
 
 
 def short_timings(settings: Settings) -> Settings:
     """The same stack with :data:`SHORT_TIMINGS`, for workers run in the test process."""
     return settings.model_copy(
-        update={"visibility_timeout_s": 10, "lease_s": 10, "heartbeat_interval_s": 2}
+        update={
+            "visibility_timeout_s": 10,
+            "lease_s": 10,
+            "heartbeat_interval_s": 2,
+            "checkpoint_interval_s": 0,
+        }
     )
 
 

@@ -227,6 +227,8 @@ class Processor:
 
 
 def _processor(settings: Settings, name: str, *, lease_s: int) -> Processor:
+    # A checkpoint after every page: the tests hold a worker between two checkpointed pages.
+    settings = settings.model_copy(update={"checkpoint_interval_s": 0})
     clients = _own_clients(settings)
     calls = Calls()
     calls.watch(clients.s3, "PutObject", "s3")
