@@ -13,12 +13,15 @@ import pymupdf
 from handler.documents.limits import Limits
 from handler.documents.messages import page_too_large, too_many_pages
 from handler.documents.pages import PageInput
-from handler.documents.raster import fit_rgb
+from handler.documents.raster import fit_rgb, scaled_size
 from handler.errors import BadInput, ErrorCategory
 
 POINTS_PER_INCH = 72
 # A page that fits the pixel limit only below this resolution is refused: too large.
 MIN_DPI = 36
+# A page is a scan when one image covers at least this share of it (a page of text with a
+# photo is not): its resolution is then the image's.
+SCAN_COVERAGE = 0.5
 
 # What PyMuPDF raises on a broken file: its own FileDataError/EmptyFileError are
 # RuntimeErrors, MuPDF's errors derive from FzErrorBase, some checks raise ValueError.
@@ -78,6 +81,8 @@ class PdfPages:
             dpi=dpi,
             scale=scale,
             render=partial(_render, pdf_page, number, scale, width, height, lost=lost),
+            render_at=partial(_render_scaled, pdf_page, number, scale, width, height, lost=lost),
+            scan_dpi=partial(scan_dpi, pdf_page),
             # A lost page offers no text layer (routing would take it for a blank page and
             # the text layer would return nothing): every engine then renders it, and
             # rendering reports the loss, so the page is marked failed.
@@ -160,6 +165,52 @@ def _lost_pages(doc: Any) -> frozenset[int]:
         if not 0 < page.xref < objects or any(missing(x) for x in page.get_contents()):
             lost.add(index + 1)
     return frozenset(lost)
+
+
+def scan_dpi(page: Any) -> float | None:
+    """Pixels per inch of the image that covers most of a page with no text (at least
+    ``SCAN_COVERAGE`` of it), the finer of its two axes; None when no image does, when the
+    page has text (drawn over a background picture, text may be finer than the picture) or
+    when the document was closed (drawing the page then fails on its own)."""
+    if page.parent is None:
+        return None
+    try:
+        if page.get_text("text").strip():
+            return None
+        infos = page.get_image_info()
+        page_area = abs(page.rect)
+    except _PDF_ERRORS:
+        return None
+    best: tuple[float, float] | None = None  # (area covered, dpi)
+    for info in infos:
+        covered = abs(pymupdf.Rect(info["bbox"]))
+        if page_area <= 0 or covered < SCAN_COVERAGE * page_area:
+            continue
+        a, b, c, d = info["transform"][:4]
+        x_inches = math.hypot(a, b) / POINTS_PER_INCH  # the image's own axes, turned or not
+        y_inches = math.hypot(c, d) / POINTS_PER_INCH
+        if x_inches <= 0 or y_inches <= 0 or info["width"] <= 0 or info["height"] <= 0:
+            continue
+        dpi = max(info["width"] / x_inches, info["height"] / y_inches)
+        if best is None or covered > best[0]:
+            best = (covered, dpi)
+    return best[1] if best is not None else None
+
+
+def _render_scaled(
+    page: Any,
+    number: int,
+    scale: float,
+    width: int,
+    height: int,
+    factor: float,
+    *,
+    lost: bool = False,
+) -> np.ndarray:
+    """The page drawn at ``factor`` times its layout size, in one pass (never drawn large
+    and then shrunk)."""
+    out_w, out_h = scaled_size(width, height, factor)
+    return _render(page, number, scale * factor, out_w, out_h, lost=lost)
 
 
 def _render(

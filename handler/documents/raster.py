@@ -23,6 +23,21 @@ def fit_rgb(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def scaled_size(width: int, height: int, factor: float) -> tuple[int, int]:
+    """The pixel size of a ``width`` x ``height`` page drawn at ``factor`` times its size."""
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def resize_rgb(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``arr`` resized to (height, width, 3); area averaging, which keeps thin strokes when
+    shrinking (nearest or bilinear sampling drops them)."""
+    if arr.shape[0] == height and arr.shape[1] == width:
+        return arr
+    import cv2  # opencv comes with rapidocr; only OCR asks for a smaller page
+
+    return cv2.resize(arr, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def image_to_rgb(im: Image.Image) -> np.ndarray:
     """Convert a loaded Pillow image of any mode to an RGB uint8 array.
 

@@ -451,3 +451,84 @@ def test_truncated_jpeg_fails_to_render_as_corrupt(tmp_path: Path) -> None:
             page.render()
     assert caught.value.category is ErrorCategory.CORRUPT
     assert "Page 1" in caught.value.message
+
+
+# -- rendering at the size OCR reads ------------------------------------------------------------
+
+
+def _write_scan_pdf(path: Path, image_dpi: int, rotate: int = 0) -> Path:
+    """A letter page showing one grey 'scan' at ``image_dpi``, covering the whole page."""
+    width, height = round(8.5 * image_dpi), round(11 * image_dpi)
+    grey = np.full((height, width), 255, dtype=np.uint8)
+    grey[height // 4 : height // 4 + image_dpi // 10, width // 8 : width // 2] = 0  # a "line"
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, format="PNG")
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_image(page.rect, stream=buffer.getvalue())
+    page.set_rotation(rotate)
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def test_pdf_page_renders_straight_at_a_smaller_size(tmp_path: Path) -> None:
+    path = _write_pdf(tmp_path / "one.pdf")
+    with _open(path, dpi=200) as doc:
+        page = next(doc.pages())
+        full = page.render()
+        half = page.render_scaled(0.5)
+        same = page.render_scaled(1.0)
+    assert full.shape == (2200, 1700, 3)
+    assert half.shape == (1100, 850, 3)  # the page at 100 DPI, boxes still in 200-DPI pixels
+    assert np.array_equal(same, full)
+    assert half.min() < 100  # the text is drawn
+    # the same picture as the full render shrunk: the text in the same place
+    dark_full = np.argwhere(full.min(axis=2) < 128).mean(axis=0) / 2
+    dark_half = np.argwhere(half.min(axis=2) < 128).mean(axis=0)
+    assert np.allclose(dark_full, dark_half, atol=2)
+
+
+def test_image_page_is_resized_for_a_smaller_size(tmp_path: Path) -> None:
+    image = Image.new("L", (400, 300), 255)
+    image.paste(0, (100, 100, 300, 200))
+    path = _save(image, tmp_path / "scan.png", "PNG", dpi=(300, 300))
+    with _open(path) as doc:
+        page = next(doc.pages())
+        small = page.render_scaled(0.25)
+    assert small.shape == (75, 100, 3)
+    assert small[25:50, 25:75].max() == 0 and small[:20].min() == 255
+    with pytest.raises(ValueError, match="scale factor"):
+        page.render_scaled(1.5)
+    with pytest.raises(ValueError, match="scale factor"):
+        page.render_scaled(0)
+
+
+@pytest.mark.parametrize("rotate", [0, 90])
+def test_scan_in_a_pdf_reports_its_resolution(tmp_path: Path, rotate: int) -> None:
+    path = _write_scan_pdf(tmp_path / "scan.pdf", image_dpi=150, rotate=rotate)
+    with _open(path, dpi=200) as doc:
+        page = next(doc.pages())
+        assert page.source_dpi() == pytest.approx(150, abs=0.5)
+    assert page.source_dpi() is None  # closed: unknown (drawing it fails on its own)
+
+
+def test_text_page_and_small_picture_have_no_scan_resolution(tmp_path: Path) -> None:
+    path = _write_pdf(tmp_path / "text.pdf")
+    doc = pymupdf.open(path)
+    picture = io.BytesIO()
+    Image.new("L", (300, 300), 128).save(picture, format="PNG")
+    doc[0].insert_image(pymupdf.Rect(72, 100, 272, 300), stream=picture.getvalue())  # a photo
+    doc.save(tmp_path / "photo.pdf")
+    doc.close()
+    for name in ("text.pdf", "photo.pdf"):
+        with _open(tmp_path / name) as opened:
+            assert next(opened.pages()).source_dpi() is None
+    with pymupdf.open(_write_scan_pdf(tmp_path / "scan.pdf", image_dpi=72)) as doc:
+        doc[0].insert_text((72, 72), "Small print over a coarse background picture", fontsize=6)
+        doc.save(tmp_path / "texted.pdf")
+    with _open(tmp_path / "texted.pdf") as opened:
+        assert next(opened.pages()).source_dpi() is None  # the text is finer than the picture
+    image = _save(Image.new("L", (40, 30), 255), tmp_path / "plain.png", "PNG")
+    with _open(image) as opened:
+        assert next(opened.pages()).source_dpi() is None  # an image file is its own pixels

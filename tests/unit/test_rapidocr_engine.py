@@ -14,7 +14,7 @@ from handler.documents.pages import PageInput
 from handler.engines.base import ElementType, PageResult
 from handler.engines.ocr_columns import cut_at_gutters, find_gutters
 from handler.engines.ocr_layout import OcrLine, lines_to_elements, page_text
-from handler.engines.rapidocr_engine import RapidOcrEngine
+from handler.engines.rapidocr_engine import DEFAULT_TARGET_DPI, RapidOcrEngine
 from handler.errors import EngineUnavailable
 from handler.quality import cer
 
@@ -199,6 +199,90 @@ def test_missing_rapidocr_is_engine_unavailable(monkeypatch: pytest.MonkeyPatch)
         RapidOcrEngine().convert(page)
 
 
+# -- the size OCR reads a page at (no OCR) --------------------------------------------------------
+
+
+def _pdf_input(
+    width: int,
+    height: int,
+    dpi: int,
+    source_dpi: float | None = None,
+    calls: list[float] | None = None,
+) -> PageInput:
+    """A PDF page's input (layout ``width`` x ``height`` at ``dpi``) that records renders."""
+    log = calls if calls is not None else []
+
+    def render() -> np.ndarray:
+        log.append(1.0)
+        return np.full((height, width, 3), 255, dtype=np.uint8)
+
+    def render_at(factor: float) -> np.ndarray:
+        log.append(factor)
+        w, h = max(1, round(width * factor)), max(1, round(height * factor))
+        return np.full((h, w, 3), 255, dtype=np.uint8)
+
+    return PageInput(
+        number=1,
+        layout_width=width,
+        layout_height=height,
+        dpi=dpi,
+        scale=dpi / 72,
+        render=render,
+        pdf_page=object(),  # stands for a pymupdf page: only "is a PDF page" is asked
+        render_at=render_at,
+        scan_dpi=lambda: source_dpi,
+    )
+
+
+def test_ocr_scale_rule() -> None:
+    engine = RapidOcrEngine(target_dpi=200, max_side=2000, min_dpi=150)
+    # a letter page at 200 DPI is 2200 pixels high: the side cap, 182 DPI
+    assert engine.ocr_scale(_pdf_input(1700, 2200, 200)) == pytest.approx(2000 / 2200)
+    # an A3 page would go down to 121 DPI under the cap: the floor keeps 150
+    assert engine.ocr_scale(_pdf_input(2339, 3307, 200)) == pytest.approx(150 / 200)
+    # a page opened at 300 DPI is read at the target, however it was opened
+    assert engine.ocr_scale(_pdf_input(1275, 1650, 300)) == pytest.approx(200 / 300)
+    # a 120-DPI scan in a PDF is not drawn finer than its own pixels...
+    assert engine.ocr_scale(_pdf_input(1700, 2200, 200, source_dpi=120)) == pytest.approx(0.6)
+    # ... a 600-DPI one gains nothing over the target; never above the layout size
+    assert engine.ocr_scale(_pdf_input(1700, 2200, 200, 600)) == pytest.approx(2000 / 2200)
+    assert engine.ocr_scale(_pdf_input(850, 1100, 100)) == 1.0
+    uncapped = RapidOcrEngine(target_dpi=200, max_side=2000, cap_at_source=False)
+    assert uncapped.ocr_scale(_pdf_input(1700, 2200, 200, 120)) == pytest.approx(2000 / 2200)
+
+
+def test_ocr_scale_of_images_is_the_side_cap_only() -> None:
+    engine = RapidOcrEngine(target_dpi=200, max_side=2000)
+    photo = PageInput(1, 3068, 4660, 600, 1.0, lambda: np.zeros((1, 1, 3), np.uint8))
+    small = PageInput(1, 1024, 800, 300, 1.0, lambda: np.zeros((1, 1, 3), np.uint8))
+    assert engine.ocr_scale(photo) == pytest.approx(2000 / 4660)
+    assert engine.ocr_scale(small) == 1.0  # its stated 300 DPI does not shrink it
+
+
+def test_convert_draws_the_page_once_at_the_size_it_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = RapidOcrEngine(target_dpi=200, max_side=2000)
+    calls: list[float] = []
+    seen: list[tuple[int, ...]] = []
+
+    def read(image: np.ndarray) -> object:
+        seen.append(image.shape)
+        return _nothing(image)
+
+    monkeypatch.setattr(engine, "_read", read)
+    result = engine.convert(_pdf_input(2550, 3300, 300, calls=calls))
+    assert calls == [pytest.approx(2000 / 3300)]  # drawn once, small; never at 300 DPI
+    assert seen == [(2000, round(2550 * 2000 / 3300), 3)]
+    assert (result.width, result.height) == (2550, 3300)  # boxes stay in layout pixels
+
+
+def _nothing(image: np.ndarray) -> object:
+    from handler.engines.rapidocr_engine import _Reading
+
+    return _Reading(0, image, [], [], [], [])
+
+
 # -- real scans ------------------------------------------------------------------------------------
 
 
@@ -259,8 +343,7 @@ def test_image_only_pdf(engine: RapidOcrEngine) -> None:
 def test_large_pdf_page_is_scaled_down_and_boxes_scaled_back(engine: RapidOcrEngine) -> None:
     small, small_page = _convert(engine, DATA / "docling__ocr_test.pdf", dpi=150)
     large, large_page = _convert(engine, DATA / "docling__ocr_test.pdf", dpi=300)
-    longest = max(large_page.layout_width, large_page.layout_height)
-    assert engine.ocr_scale(large_page) == pytest.approx(min(200 / 300, 2000 / longest))
+    assert engine.ocr_scale(large_page) == pytest.approx(DEFAULT_TARGET_DPI / 300)
     assert engine.ocr_scale(large_page) < 1.0
     assert engine.ocr_scale(small_page) == 1.0
     assert page_text(large) == page_text(small)
