@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     with local_pipeline(0, log_dir=args.log_dir) as pipeline:
         for workers in range(1, args.max + 1):
+            if args.split_cores:  # each worker's OCR gets its share of the cores
+                threads = max(1, (os.cpu_count() or 1) // workers)
+                pipeline.worker_env["PAGEDROP_OCR_THREADS"] = str(threads)
             pipeline.start_workers(workers)
             pipeline.run(warm_documents(documents, workers), f"warm-{workers}")
             print(
@@ -111,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--copies", type=int, default=DEFAULT_COPIES, help="copies of each scan")
     parser.add_argument("--repeat", type=int, default=1, help="runs per N; the fastest counts")
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="give each of N workers cores/N OCR threads (PAGEDROP_OCR_THREADS)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--markdown", action="store_true", help="print a GitHub table")
     parser.add_argument(

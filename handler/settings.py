@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="auto: text layer where usable, OCR engine elsewhere; or force one engine.",
     )
     ocr_engine: OcrEngineName = "rapidocr"
+    ocr_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="ONNX Runtime threads per OCR call; 0 = every CPU this process may use (at "
+        "most 8). With several workers on one machine, give each its share of the cores.",
+    )
     ocr_dpi: int = Field(default=200, ge=72, le=600, description="Render resolution for OCR.")
     languages: tuple[str, ...] = Field(
         default=(),

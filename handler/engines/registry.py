@@ -23,7 +23,7 @@ def _text_layer(settings: Settings) -> Engine:
 def _rapidocr(settings: Settings) -> Engine:
     from handler.engines.rapidocr_engine import RapidOcrEngine
 
-    return RapidOcrEngine()
+    return RapidOcrEngine(threads=settings.ocr_threads or None)
 
 
 FACTORIES: dict[str, Callable[[Settings], Engine]] = {

@@ -14,7 +14,7 @@ from handler.documents.pages import PageInput
 from handler.engines.base import ElementType, PageResult
 from handler.engines.ocr_columns import cut_at_gutters, find_gutters
 from handler.engines.ocr_layout import OcrLine, lines_to_elements, page_text
-from handler.engines.rapidocr_engine import DEFAULT_TARGET_DPI, RapidOcrEngine
+from handler.engines.rapidocr_engine import DEFAULT_TARGET_DPI, RapidOcrEngine, default_threads
 from handler.errors import EngineUnavailable
 from handler.quality import cer
 
@@ -420,3 +420,13 @@ def test_blank_page_has_no_elements(engine: RapidOcrEngine) -> None:
     result = engine.convert(page)
     assert result.elements == []
     assert (result.page_number, result.width, result.height) == (3, 400, 300)
+
+
+def test_the_ocr_thread_count_comes_from_the_settings() -> None:
+    from handler.engines.registry import EngineSet
+    from handler.settings import Settings
+
+    engine = EngineSet(Settings(ocr_threads=1)).get("rapidocr")
+    assert getattr(engine, "threads", None) == 1
+    default = EngineSet(Settings()).get("rapidocr")
+    assert getattr(default, "threads", None) == default_threads()
