@@ -47,9 +47,10 @@ if TYPE_CHECKING:
 # detail the detector and the line crops get, while the detector's time grows with the pixels.
 #: PDF pages are drawn at this resolution for OCR (DPI-equivalent). Measured: CER and word
 #: recall the same from 150 to 300 DPI on born-digital pages drawn as 300-DPI scans and on
-#: 6-8 point print; 150 DPI read 29% fewer pixels and took 16% less time per page than the
-#: 182 DPI (200, capped at 2000 pixels) read before.
-DEFAULT_TARGET_DPI = 150
+#: 6-8 point print, and 150 DPI took 16% less time per page than 182; but on the corpus's
+#: real scanned page (redp5110 page 3) 150 and 165 DPI lost the lone "i" of a large title
+#: ("DB2 for i Center of Excellence") that 180 reads (bench/quality.py, heading recall).
+DEFAULT_TARGET_DPI = 180
 #: Longest side (pixels) of the image given to OCR (rapidocr's own default), unless that
 #: would take a PDF page below ``DEFAULT_MIN_DPI``. Image files meet it when they are
 #: larger: a 600-DPI book scan read at 1600, 2000 or 2500 pixels gave the same CER.

@@ -14,7 +14,13 @@ from handler.documents.pages import PageInput
 from handler.engines.base import ElementType, PageResult
 from handler.engines.ocr_columns import cut_at_gutters, find_gutters
 from handler.engines.ocr_layout import OcrLine, lines_to_elements, page_text
-from handler.engines.rapidocr_engine import DEFAULT_TARGET_DPI, RapidOcrEngine, default_threads
+from handler.engines.rapidocr_engine import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_MIN_DPI,
+    DEFAULT_TARGET_DPI,
+    RapidOcrEngine,
+    default_threads,
+)
 from handler.errors import EngineUnavailable
 from handler.quality import cer
 
@@ -343,7 +349,10 @@ def test_image_only_pdf(engine: RapidOcrEngine) -> None:
 def test_large_pdf_page_is_scaled_down_and_boxes_scaled_back(engine: RapidOcrEngine) -> None:
     small, small_page = _convert(engine, DATA / "docling__ocr_test.pdf", dpi=150)
     large, large_page = _convert(engine, DATA / "docling__ocr_test.pdf", dpi=300)
-    assert engine.ocr_scale(large_page) == pytest.approx(DEFAULT_TARGET_DPI / 300)
+    # the target resolution, or less where that would pass the side cap, never below the floor
+    longest = max(large_page.layout_width, large_page.layout_height)
+    expected = max(min(DEFAULT_TARGET_DPI / 300, DEFAULT_MAX_SIDE / longest), DEFAULT_MIN_DPI / 300)
+    assert engine.ocr_scale(large_page) == pytest.approx(expected)
     assert engine.ocr_scale(large_page) < 1.0
     assert engine.ocr_scale(small_page) == 1.0
     assert page_text(large) == page_text(small)
