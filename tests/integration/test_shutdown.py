@@ -55,8 +55,8 @@ def _no_live_processing_lease(clients: Clients, settings: Settings) -> None:
 def test_sigterm_hands_the_message_back_and_keeps_finished_pages(
     stack_settings: Settings, clients: Clients, tmp_path: Path
 ) -> None:
-    # Given a worker process converting a 30-page scan
-    key = upload(clients, stack_settings, scanned_pdf(tmp_path / "scan.pdf", 30), "long.pdf")
+    # Given a worker process converting a 12-page scan
+    key = upload(clients, stack_settings, scanned_pdf(tmp_path / "scan.pdf", 12), "long.pdf")
     log = tmp_path / "worker.log"
     # a checkpoint after every page, so that SIGTERM lands between two checkpointed pages
     process = start_worker(stack_settings, log, {"PAGEDROP_CHECKPOINT_INTERVAL_S": "0"})
