@@ -14,6 +14,9 @@ MIB = 1024 * 1024
 EngineName = Literal["auto", "text-layer", "rapidocr", "paddleocr-vl", "vlm"]
 OcrEngineName = Literal["rapidocr", "paddleocr-vl", "vlm"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DeviceName = Literal["auto", "cuda", "cpu"]
+DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
+PaddleBackend = Literal["paddle", "transformers"]
 
 
 class Settings(BaseSettings):
@@ -56,6 +59,50 @@ class Settings(BaseSettings):
         default=(),
         description="Languages declared for every document (ISO 639-3, comma-separated); "
         "recorded in the elements' metadata. Per document: x-amz-meta-pagedrop-languages.",
+    )
+
+    # GPU engines (docs/gpu.md): weights, device, batching.
+    model_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "pagedrop" / "models",
+        description="Folder holding one sub-folder of weights per model (`pagedrop models "
+        "download` fills it). Engines load only from here; nothing is downloaded at run time.",
+    )
+    model_s3_uri: str = Field(
+        default="",
+        description="s3://bucket/prefix/ synced into model_dir at start-up (optional): a "
+        "fleet can take its weights from S3 instead of the image.",
+    )
+    device: DeviceName = Field(
+        default="auto", description="auto: CUDA when a GPU is present, else the CPU."
+    )
+    vlm_model: str = Field(
+        default="paddleocr-vl",
+        description="The vlm engine's model profile (handler/engines/vlm/profiles.py).",
+    )
+    vlm_model_path: Path | None = Field(
+        default=None, description="A model folder to load instead of model_dir/<profile>."
+    )
+    vlm_prompt: str = Field(default="", description="Overrides the profile's prompt.")
+    vlm_max_new_tokens: int = Field(
+        default=0, ge=0, le=32768, description="0: the profile's default."
+    )
+    vlm_min_pixels: int = Field(default=0, ge=0, description="0: the profile's default.")
+    vlm_max_pixels: int = Field(default=0, ge=0, description="0: the profile's default.")
+    vlm_dtype: DtypeName = Field(
+        default="auto", description="auto: bfloat16 on a GPU that has it, float32 on the CPU."
+    )
+    gpu_batch_size: int = Field(
+        default=8, ge=1, le=256, description="Pages per generation batch (halved on CUDA OOM)."
+    )
+    gpu_batch_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="How long a partial batch waits for more pages before it runs.",
+    )
+    paddleocr_vl_backend: PaddleBackend = Field(
+        default="paddle",
+        description="paddleocr-vl engine: the paddle GPU backend (the image) or transformers.",
     )
 
     # Limits, enforced before heavy work.

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from handler.documents.pages import PageInput
 
 
@@ -68,3 +70,26 @@ class Engine(Protocol):
     def convert(self, page: PageInput) -> PageResult:
         """Convert one page; raise ``BadInput`` for a bad page, ``TransientError`` for faults."""
         ...
+
+
+@runtime_checkable
+class BatchingEngine(Protocol):
+    """An engine that converts pages in batches (the GPU engines).
+
+    ``submit`` is called from the thread that owns the document (PDF pages are not
+    thread-safe): it draws what the engine needs from the page there, queues the page for
+    the next batch and returns at once. The future is resolved with the page's result, or
+    with the error ``convert`` would have raised. The caller keeps up to ``max_in_flight``
+    pages submitted, so that the next batch is drawn and preprocessed on the CPU while the
+    current one runs on the GPU. ``release_memory`` frees cached device memory between
+    documents.
+    """
+
+    name: str
+    max_in_flight: int
+
+    def convert(self, page: PageInput) -> PageResult: ...
+
+    def submit(self, page: PageInput) -> Future[PageResult]: ...
+
+    def release_memory(self) -> None: ...
