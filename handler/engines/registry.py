@@ -26,9 +26,23 @@ def _rapidocr(settings: Settings) -> Engine:
     return RapidOcrEngine(threads=settings.ocr_threads or None)
 
 
+def _paddleocr_vl(settings: Settings) -> Engine:
+    from handler.engines.paddleocr_vl import PaddleOcrVlEngine
+
+    return PaddleOcrVlEngine(settings)
+
+
+def _vlm(settings: Settings) -> Engine:
+    from handler.engines.vlm.engine import VlmEngine
+
+    return VlmEngine(settings)
+
+
 FACTORIES: dict[str, Callable[[Settings], Engine]] = {
     TEXT_ENGINE: _text_layer,
     "rapidocr": _rapidocr,
+    "paddleocr-vl": _paddleocr_vl,
+    "vlm": _vlm,
 }
 
 
@@ -49,6 +63,15 @@ class EngineSet:
                     raise EngineUnavailable(f"unknown engine {name!r}; known here: {known}")
                 self._built[name] = factory(self._settings)
             return self._built[name]
+
+    def release_memory(self) -> None:
+        """Let every engine built so far free its cached device memory (between documents)."""
+        with self._lock:
+            built = list(self._built.values())
+        for engine in built:
+            release = getattr(engine, "release_memory", None)
+            if callable(release):
+                release()
 
     def for_page(self, page: PageInput, requested: str = AUTO) -> Engine:
         """The engine for one page: a forced engine, or the text layer where it is usable."""

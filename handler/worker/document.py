@@ -196,6 +196,7 @@ class DocumentProcessor:
             self._current = None
             if self._heartbeat is not None:
                 self._heartbeat.set_claim(None)
+            self._engines.release_memory()  # GPU memory goes back between documents
 
     def _convert(self, ref: ObjectRef, info: ObjectInfo, out_prefix: str, claim: Claim) -> Status:
         started = time.monotonic()
