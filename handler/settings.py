@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         le=10_000,
         description="How long a partial batch waits for more pages before it runs.",
     )
+    document_slots: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Documents one worker process converts at once, sharing its engines: "
+        "with a GPU engine, the pages of several documents share generation batches (many "
+        "one-page documents fill a batch together). CPU engines gain nothing from more.",
+    )
     paddleocr_vl_backend: PaddleBackend = Field(
         default="paddle",
         description="paddleocr-vl engine: the paddle GPU backend (the image) or transformers.",
@@ -147,6 +155,17 @@ class Settings(BaseSettings):
     # Retention and identity.
     retention_days: int = Field(default=30, ge=1)
     worker_id: str = ""
+    asg_name: str = Field(
+        default="",
+        description="The Auto Scaling group the worker's instance is in: the worker protects "
+        "its instance from scale-in while it holds documents. Unset: not in a fleet.",
+    )
+    link_expiry_s: int = Field(
+        default=900,
+        ge=1,
+        le=604_800,
+        description="Lifetime of the presigned output links the status function returns.",
+    )
 
     # Observability (docs/operations.md).
     log_level: LogLevel = "INFO"

@@ -28,6 +28,7 @@ from handler.metrics import POISON_MESSAGES, RECEIVE_ERRORS, Metrics
 from handler.settings import Settings
 from handler.worker.document import Disposition, DocumentProcessor, Outcome
 from handler.worker.heartbeat import Heartbeat
+from handler.worker.protection import ScaleInProtection
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Worker:
         stop_event: threading.Event | None = None,
         metrics: Metrics | None = None,
         health: HealthReporter | None = None,
+        protection: ScaleInProtection | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -87,6 +89,9 @@ class Worker:
         self._metrics = metrics or Metrics.disabled()
         self.health = health or HealthReporter(None)
         self.stats = WorkerStats()
+        # Scale-in protection while this worker holds messages (None: not in a fleet).
+        self._protection = protection
+        self._slot = f"worker-{id(self):x}"
 
     # -- control -----------------------------------------------------------------------
 
@@ -119,22 +124,43 @@ class Worker:
             signal.signal(sig, on_signal)
 
     def _watchdog(self) -> None:
+        if not self.watch_shutdown():
+            os._exit(0)
+
+    def watch_shutdown(self) -> bool:
+        """After a stop: wait for :meth:`run` to end within the grace (or, idle in a long
+        poll, until the poll ends); else hand everything back. True if run ended by itself;
+        False means the caller must end the process (a page is stuck in an engine)."""
         if self._finished.wait(self._grace_s):
-            return
+            return True
         poll_started = self._poll_started
         if poll_started is not None:
             # Idle in a long poll: let it end by itself (see install_signal_handlers).
             poll_ends = poll_started + self._wait_s + POLL_END_SLACK_S
             if self._finished.wait(max(0.0, poll_ends - time.monotonic())):
-                return
+                return True
         log.error(
             "still busy %.0f s after the stop signal: handing back and exiting", self._grace_s
         )
+        self.force_hand_back()
+        return False
+
+    def force_hand_back(self) -> None:
+        """Release the document in progress and hand every held message back (the process
+        is about to end with a page stuck in an engine)."""
         self._processor.abandon()
         self._hand_back_all()
+        self._unprotect()
         self._metrics.flush()
         self.health.stopped()
-        os._exit(0)
+
+    def _protect(self) -> None:
+        if self._protection is not None:
+            self._protection.busy(self._slot)
+
+    def _unprotect(self) -> None:
+        if self._protection is not None:
+            self._protection.idle(self._slot)
 
     def run(self, *, max_idle_polls: int | None = None) -> WorkerStats:
         """Poll until stopped (or, for batch runs, after ``max_idle_polls`` empty polls).
@@ -162,15 +188,20 @@ class Worker:
                 failures = 0
                 self.health.polled()
                 if not messages:
+                    # Idle: scale-in may take this instance (a restarted container's first
+                    # empty poll also lifts what a crashed worker left set).
+                    self._unprotect()
                     idle += 1
                     if max_idle_polls is not None and idle >= max_idle_polls:
                         break
                     continue
                 idle = 0
+                self._protect()  # before any document is claimed
                 self.handle_batch(messages)
         finally:
             self.health.stopping()
             self._hand_back_all()
+            self._unprotect()
             self._heartbeat.stop()
             self._metrics.flush()
             self.health.stopped()
