@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _status_parser(commands)
     _results_parser(commands)
     _dlq_parser(commands)
+    _models_parser(commands)
     return parser
 
 
@@ -118,7 +119,10 @@ def _submit_parser(commands: Any) -> None:
     _aws_options(submit)
     submit.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files or folders")
     submit.add_argument("--prefix", default="", metavar="SUB/", help="under the input prefix")
-    submit.add_argument("--engine", help="auto, text-layer or rapidocr (pagedrop-engine)")
+    submit.add_argument(
+        "--engine",
+        help="auto, text-layer, rapidocr, or a GPU engine: paddleocr-vl or vlm (pagedrop-engine)",
+    )
     submit.add_argument("--pages", help="only these pages, e.g. 1-3,7 (pagedrop-pages)")
     submit.add_argument(
         "--languages", help="languages, e.g. eng,deu (pagedrop-languages; recorded in elements)"
@@ -203,6 +207,32 @@ def _dlq_parser(commands: Any) -> None:
     redrive.add_argument("--dry-run", action="store_true", help="print what it would do")
 
 
+def _models_parser(commands: Any) -> None:
+    models = commands.add_parser(
+        "models",
+        help="download the GPU engines' weights, list them, check they are in place",
+        description="The GPU engines load weights only from $PAGEDROP_MODEL_DIR/<model>/ "
+        "(or $PAGEDROP_VLM_MODEL_PATH). `download` fetches them from the Hugging Face Hub "
+        "(needs the vlm extra and internet: run it while building the image); `check` is what "
+        "a start-up script runs. Without NAME: the models the configured engines load.",
+    )
+    actions = models.add_subparsers(dest="models_action", required=True)
+    download = actions.add_parser(
+        "download", help="fetch models into the model folder (replaced only once complete)"
+    )
+    download.add_argument("names", nargs="*", metavar="NAME", help="models (see `models list`)")
+    download.add_argument("--revision", help="branch, tag or commit (default: the model's own)")
+    actions.add_parser("list", help="every known model, its repository, and whether it is here")
+    check = actions.add_parser(
+        "check", help="exit 1, with the command to run, when a model is missing or incomplete"
+    )
+    check.add_argument("names", nargs="*", metavar="NAME", help="models (see `models list`)")
+    for action in (download, actions.choices["list"], check):
+        action.add_argument(
+            "--model-dir", type=Path, help="the model folder (default: $PAGEDROP_MODEL_DIR)"
+        )
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -226,12 +256,13 @@ AWS_ARGUMENTS = (
     "queue_url",
     "dlq_url",
 )
+SETTING_ARGUMENTS = (*AWS_ARGUMENTS, "model_dir")  # options that override a PAGEDROP_* setting
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     from handler.settings import Settings
 
-    overrides = {name: value for name in AWS_ARGUMENTS if (value := getattr(args, name, None))}
+    overrides = {name: value for name in SETTING_ARGUMENTS if (value := getattr(args, name, None))}
     return Settings(**overrides)
 
 
@@ -254,21 +285,26 @@ def _run_local(args: argparse.Namespace) -> int:
 def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from handler.aws import make_clients
     from handler.errors import EngineUnavailable
-    from handler.worker.build import build_worker
+    from handler.models.s3sync import sync_models_at_start
+    from handler.worker.main import run_worker
 
     if args.check:
         from handler.worker.selfcheck import self_check
 
-        return EXIT_OK if self_check(settings, make_clients(settings)) else EXIT_FAILURE
+        clients = make_clients(settings)
+        try:
+            sync_models_at_start(settings, clients.s3)  # as the worker does before its engines
+        except EngineUnavailable as exc:
+            print(f"models: FAILED: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        return EXIT_OK if self_check(settings, clients) else EXIT_FAILURE
     missing = [n for n in ("bucket", "queue_url", "table_name") if not getattr(settings, n)]
     if missing:
         names = ", ".join(f"PAGEDROP_{n.upper()}" for n in missing)
         print(f"pagedrop worker: set {names}", file=sys.stderr)
         return EXIT_USAGE
-    worker = build_worker(settings, make_clients(settings))
-    worker.install_signal_handlers()
     try:
-        worker.run()
+        run_worker(settings, make_clients(settings))
     except EngineUnavailable as exc:
         print(f"pagedrop worker: not ready: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -420,6 +456,16 @@ def _run_dlq(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILURE if report.failures else EXIT_OK
 
 
+def _run_models(args: argparse.Namespace, settings: Settings) -> int:
+    from handler.console.models import check_models, download_models, list_models
+
+    if args.models_action == "download":
+        return download_models(args.names, settings, revision=args.revision, out=sys.stdout)
+    if args.models_action == "list":
+        return list_models(settings, out=sys.stdout)
+    return check_models(args.names, settings, out=sys.stdout)
+
+
 def _problems(exc: ValidationError) -> str:
     """``PAGEDROP_OCR_DPI: Input should be a valid integer; ...``."""
     problems = []
@@ -437,6 +483,7 @@ COMMANDS = {
     "status": _run_status,
     "results": _run_results,
     "dlq": _run_dlq,
+    "models": _run_models,
 }
 
 

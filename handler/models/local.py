@@ -11,6 +11,12 @@ from pathlib import Path
 
 from handler.errors import EngineUnavailable
 
+#: The folder of the paddleocr-vl engine and of the vlm engine's ``paddleocr-vl`` profile: a
+#: snapshot of PaddlePaddle/PaddleOCR-VL, the VL model (transformers format, with an
+#: ``inference.yml`` for paddlex) at its top and the layout model in a sub-folder.
+PADDLEOCR_VL_MODEL = "paddleocr-vl"
+PADDLEOCR_VL_LAYOUT = "PP-DocLayoutV2"  # sub-folder: layout_detection_model_dir
+
 
 def model_folder(model_dir: Path, name: str) -> Path:
     """The folder model ``name`` is kept in under ``model_dir``."""

@@ -4,7 +4,9 @@ Settings complete; the bucket, the work queue, the dead-letter queue and the sta
 each reachable; every engine the settings name loads and reads back a sentence from a
 page drawn here (through the temporary folder the worker downloads to, and the same
 ``open_document`` path a real document takes). Each line says ``ok`` or ``FAILED:`` and one
-sentence; the result is False when anything failed.
+sentence; an engine with a ``describe()`` (the GPU engines: device, GPU and its memory,
+dtype, model folder) adds its description to its line. The result is False when anything
+failed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from handler.errors import PagedropError
 if TYPE_CHECKING:
     from handler.aws import Clients
     from handler.documents.pages import PageInput
+    from handler.engines.base import Engine
     from handler.engines.registry import EngineSet
     from handler.settings import Settings
 
@@ -137,13 +140,38 @@ def _check_engines(
 
 
 def _check_engine(engines: EngineSet, name: str, path: Path, settings: Settings) -> str:
-    from handler.documents.limits import Limits
-    from handler.documents.open import open_document
     from handler.health import engine_needs_gpu, gpu_present
 
     engine = engines.get(name)
-    if engine_needs_gpu(engine) and not gpu_present():
-        raise CheckFailed(f"the {name} engine needs a GPU and none was found")
+    description = _description(engine)
+    try:
+        if engine_needs_gpu(engine) and not gpu_present():
+            raise CheckFailed(f"the {name} engine needs a GPU and none was found")
+        detail = _read_check_page(engine, path, settings)
+    except Exception as exc:
+        if description is None:
+            raise
+        raise CheckFailed(f"{_sentence(exc).removesuffix('.')} [{description}]") from exc
+    return f"{detail}; {description}" if description else detail
+
+
+def _description(engine: object) -> str | None:
+    """What a GPU engine says about itself (``describe()``: device, GPU and its memory, dtype,
+    model folder), on one line; None for an engine without ``describe``."""
+    describe = getattr(engine, "describe", None)
+    if not callable(describe):
+        return None
+    try:
+        text = describe()
+    except Exception as exc:  # a description must not hide the check's own result
+        return f"no description: {type(exc).__name__}: {exc}"
+    return " ".join(str(text).split()) or None
+
+
+def _read_check_page(engine: Engine, path: Path, settings: Settings) -> str:
+    from handler.documents.limits import Limits
+    from handler.documents.open import open_document
+
     limits = Limits(
         max_bytes=settings.max_bytes,
         max_pages=settings.max_pages,
