@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         default="paddle",
         description="paddleocr-vl engine: the paddle GPU backend (the image) or transformers.",
     )
+    paddleocr_vl_layout: bool = Field(
+        default=True,
+        description="paddleocr-vl engine: find the page's blocks with PP-DocLayoutV2 first "
+        "(titles, tables, formulas, figures, reading order). False reads each whole page with "
+        "the recogniser's OCR prompt: no layout model needed, plain text out.",
+    )
 
     # Limits, enforced before heavy work.
     max_bytes: int = Field(default=512 * MIB, gt=0)

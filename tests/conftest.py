@@ -14,6 +14,7 @@ from handler.documents.pages import PageInput
 from handler.local.endpoint import LocalEndpoint, local_boto3_session, start_endpoint
 from handler.local.resources import create_local_stack
 from handler.settings import Settings
+from tests.vlm_models import tiny_paddleocr_vl_dir  # noqa: F401  (one tiny model a session)
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = Path(__file__).parent.parent / "samples"

@@ -29,7 +29,12 @@ def _rapidocr(settings: Settings) -> Engine:
 def _paddleocr_vl(settings: Settings) -> Engine:
     from handler.engines.paddleocr_vl import PaddleOcrVlEngine
 
-    return PaddleOcrVlEngine(settings)
+    return PaddleOcrVlEngine(
+        settings,
+        layout=settings.paddleocr_vl_layout,
+        max_new_tokens=settings.vlm_max_new_tokens or None,
+        max_pixels=settings.vlm_max_pixels or None,
+    )
 
 
 def _vlm(settings: Settings) -> Engine:

@@ -5,6 +5,16 @@ ask it for a page (prompt, image size limits, new-token budget) and how to read 
 Settings override the prompt and the limits (``PAGEDROP_VLM_*``); any model folder with a
 transformers ``AutoModelForImageTextToText`` checkpoint can be used through
 ``PAGEDROP_VLM_MODEL_PATH`` with the profile whose output format it shares.
+
+Every profile loads with transformers' own classes (no ``trust_remote_code``), checked
+against transformers 5.23: ``PaddleOCRVLForConditionalGeneration``,
+``Qwen2_5_VLForConditionalGeneration`` (Nanonets-OCR-s), ``DeepseekOcr2ForConditionalGeneration``
+(the ``deepseek-community`` conversion; DeepSeek-OCR 1 and ``deepseek-ai``'s own repositories
+need their remote code and are not used).
+
+``min_pixels``/``max_pixels``: the engine draws each page at most ``max_pixels`` large, and
+image processors of the Qwen2-VL family (PaddleOCR-VL, Qwen2.5-VL) resize it to a pixel count
+between the two (``size={"shortest_edge", "longest_edge"}``); 0 leaves the processor's own.
 """
 
 from __future__ import annotations
@@ -41,6 +51,9 @@ PROFILES: dict[str, VlmProfile] = {
         max_new_tokens=4096,
         min_pixels=112_896,
         max_pixels=1_003_520,
+        notes="limits: PaddleX's defaults for the VL model (paddleocr_vl/pipeline.py); "
+        "the prompts it knows: 'OCR:', 'Table Recognition:', 'Formula Recognition:', "
+        "'Chart Recognition:'",
     ),
     "nanonets-ocr-s": VlmProfile(
         name="nanonets-ocr-s",
@@ -59,19 +72,24 @@ PROFILES: dict[str, VlmProfile] = {
         ),
         output="markdown",
         max_new_tokens=4096,
-        min_pixels=200_704,
-        max_pixels=1_806_336,
+        min_pixels=200_704,  # 256 visual tokens of 28 x 28 pixels
+        max_pixels=1_806_336,  # 2304 tokens: a letter page at about 140 DPI
+        notes="Qwen2.5-VL 3B; prompt from the model card; transformers' Qwen2.5-VL "
+        "processor needs torchvision (its video processor has no PIL backend)",
     ),
     "deepseek-ocr": VlmProfile(
         name="deepseek-ocr",
-        repo_id="deepseek-ai/DeepSeek-OCR",
+        repo_id="deepseek-community/DeepSeek-OCR-2",
         revision="main",
         subfolder="",
         prompt="<image>\n<|grounding|>Convert the document to markdown.",
         output="deepseek-grounding",
         max_new_tokens=4096,
         min_pixels=0,
-        max_pixels=1024 * 1024,
+        max_pixels=6 * 768 * 768,  # its processor's largest input: up to 6 tiles of 768 x 768
+        notes="DeepSeek-OCR-2 in transformers' format (DeepseekOcr2ForConditionalGeneration); "
+        "the prompt places the image itself (no chat template); its processor makes a "
+        "1024 x 1024 view and 2 to 6 tiles of 768 x 768 whatever the drawing size",
     ),
 }
 
