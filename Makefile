@@ -39,6 +39,7 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy handler
+	./infra/check-template.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -55,4 +56,4 @@ bench-quality: $(BENCH_STAMP)
 	@$(BIN)/python bench/quality.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) pagedrop-out .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-infra pagedrop-out .pytest_cache .ruff_cache .mypy_cache

@@ -9,7 +9,9 @@ CloudFormation would ignore the notification, the TTL and the queue policy anywa
 
 Local names are chosen by the caller (``bucket``) or built from ``prefix``. What is not
 created locally: the TLS-only bucket policy (the local endpoint is plain HTTP on
-127.0.0.1) and, later, the compute resources.
+127.0.0.1) and the rest of the deployed stack (the GPU fleet, the Lambda functions, the
+alarms): locally a CPU worker and :class:`handler.local.run.DeadLetterWatcher` play those
+parts. Parameters without a default (the fleet's image, VPC and subnets) are not needed here.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ template uses. ``handler.local.resources`` turns the result into boto3 calls.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -103,13 +104,17 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
 
 
 def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
-    """Each parameter's default (a parameter without one is an error for the local stack)."""
-    defaults: dict[str, Any] = {}
-    for name, spec in (template.get("Parameters") or {}).items():
-        if "Default" not in spec:
-            raise TemplateError(f"parameter {name} has no Default; the local stack needs one")
-        defaults[name] = spec["Default"]
-    return defaults
+    """Each parameter's default; parameters without one are left out.
+
+    Only the deployed compute resources use parameters without a default (the worker image,
+    the VPC and subnets); a local resource that named one would fail to resolve
+    (``Resolver`` raises :class:`TemplateError` for an unknown ``Ref``).
+    """
+    return {
+        name: spec["Default"]
+        for name, spec in (template.get("Parameters") or {}).items()
+        if "Default" in spec
+    }
 
 
 def resource_properties(
@@ -206,6 +211,8 @@ def _resolve(node: Any, resolver: Resolver) -> Any:
             return _condition_value(key, arg, resolver)
         if key == "Fn::ToJsonString":
             return json.dumps(_resolve(arg, resolver), separators=(",", ":"))
+        if key == "Fn::Base64":
+            return base64.b64encode(str(_resolve(arg, resolver)).encode()).decode("ascii")
         if key.startswith("Fn::"):
             raise TemplateError(f"{key} is not supported by the local stack")
     resolved = {key: _resolve(value, resolver) for key, value in node.items()}
@@ -246,3 +253,75 @@ def _condition_value(key: str, arg: Any, resolver: Resolver) -> bool:
         return not _resolve(arg[0], resolver)
     values = [bool(_resolve(item, resolver)) for item in arg]
     return all(values) if key == "Fn::And" else any(values)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the whole template offline (checks and tests)
+# --------------------------------------------------------------------------------------------
+
+# Properties that give a resource its name, which is what ``Ref`` returns for these types.
+_NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::AutoScaling::AutoScalingGroup": "AutoScalingGroupName",
+}
+
+
+def offline_resolver(
+    template: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+    stack_name: str = "pagedrop",
+) -> Resolver:
+    """A resolver for any part of the template, with nothing created.
+
+    Parameters take ``parameters``, else their defaults. A resource's ``Ref`` is its declared
+    name where it has one (bucket, log group, Auto Scaling group), else ``<LogicalId>-ref``;
+    every ``Fn::GetAtt`` the template uses is a placeholder ARN ending in
+    ``<LogicalId>.<Attribute>``. Enough to read policies, user data and environments as
+    CloudFormation would produce them.
+    """
+    values = {**parameter_defaults(template), **(parameters or {})}
+    pseudo = pseudo_parameters(
+        region=region, account_id=account_id, partition="aws", stack_name=stack_name
+    )
+    resolver = Resolver(refs={**values, **pseudo}, conditions=template.get("Conditions") or {})
+    resources = template["Resources"]
+    for logical_id in resources:
+        resolver.add_resource(logical_id, f"{logical_id}-ref")
+    for logical_id, attribute in sorted(_attributes_named(resources)):
+        resolver.attributes[(logical_id, attribute)] = (
+            f"arn:aws:placeholder:{region}:{account_id}:{logical_id}.{attribute}"
+        )
+    for logical_id, resource in resources.items():
+        name_property = _NAME_PROPERTIES.get(resource.get("Type", ""))
+        name = (resource.get("Properties") or {}).get(name_property or "")
+        if name:
+            resolver.refs[logical_id] = resolver.resolve(name)
+    return resolver
+
+
+def _attributes_named(node: Any) -> set[tuple[str, str]]:
+    """Every (logical id, attribute) that ``Fn::GetAtt`` or ``${Id.Attribute}`` names."""
+    found: set[tuple[str, str]] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _attributes_named(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::GetAtt":
+                resource, attribute = value if isinstance(value, list) else value.split(".", 1)
+                found.add((str(resource), str(attribute)))
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                for name in _SUB_VARIABLE.findall(str(text)):
+                    if "." in name and not name.startswith("AWS::"):
+                        resource, attribute = name.strip().split(".", 1)
+                        found.add((resource, attribute))
+                if isinstance(value, list):
+                    found |= _attributes_named(value[1])
+            else:
+                found |= _attributes_named(value)
+    return found
