@@ -103,6 +103,18 @@ class Run:
     seconds: float  # the document's started_at to finished_at
 
 
+def _peak_rss_kib(pid: int) -> int | None:
+    """The process's peak resident memory so far (VmHWM), in KiB; None without /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
 def _convert_in_a_worker_process(endpoint: LocalEndpoint, path: Path, relative: str) -> Run:
     """Upload ``path`` to a fresh stack, let a fresh worker process convert it, stop the
     process, measure."""
@@ -129,6 +141,10 @@ def _convert_in_a_worker_process(endpoint: LocalEndpoint, path: Path, relative: 
         else:
             tail = log_path.read_text(errors="replace")[-3000:]
             pytest.fail(f"{relative} did not reach a final state in {CONVERT_BOUND_S} s:\n{tail}")
+        # The worker's own peak, read before it exits. Its rusage's ru_maxrss would not do:
+        # a process started by vfork + exec inherits the parent's high-water mark, so a test
+        # process grown large by earlier tests (torch, paddle) would be measured instead.
+        peak_kib = _peak_rss_kib(process.pid)
         process.send_signal(signal.SIGTERM)
         _, code, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(code)
@@ -143,7 +159,7 @@ def _convert_in_a_worker_process(endpoint: LocalEndpoint, path: Path, relative: 
     return Run(
         status=item.raw["status"],
         pages=int(item.raw["pages_done"]),
-        peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+        peak_rss_mib=(peak_kib or usage.ru_maxrss) / 1024,  # KiB on Linux
         seconds=(finished - started).total_seconds(),
     )
 
