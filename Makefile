@@ -39,12 +39,16 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy handler
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/shellcheck infra/*.sh
 	./infra/check-template.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy handler
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/shellcheck infra/*.sh
 
 format: $(STAMP)
 	$(BIN)/ruff format $(LINTED)
