@@ -159,6 +159,9 @@ class DocumentProcessor:
             load = getattr(engine, "load", None)
             if callable(load):
                 load()
+            describe = getattr(engine, "describe", None)
+            if callable(describe):  # the GPU engines: device, GPU memory, dtype, model folder
+                log.info("engine %s: %s", name, describe())
         return sorted(names), needs_gpu
 
     def abandon(self) -> None:

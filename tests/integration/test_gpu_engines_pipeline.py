@@ -9,6 +9,7 @@ weights and a GPU: bench/gpu.py, docs/gpu.md).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def test_the_vlm_engine_converts_scans_and_leaves_text_pages_to_the_text_layer(
     stack_settings: Settings,
     clients: Clients,
     tiny_paddleocr_vl_dir: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
@@ -72,8 +74,13 @@ def test_the_vlm_engine_converts_scans_and_leaves_text_pages_to_the_text_layer(
     mixed = upload(clients, settings, SAMPLES / "mixed.pdf", "mixed.pdf")
     scan = upload(clients, settings, DATA / "scanned" / "docling__ocr_test.pdf", "scan.pdf")
     # When it drains the queue
-    drain(settings, clients)
-    # Then every document succeeded, its scanned pages read by the vlm engine
+    with caplog.at_level(logging.INFO, logger="handler.worker.document"):
+        drain(settings, clients)
+    # Then the worker said at start where the engine runs
+    assert f"engine vlm: paddleocr-vl on cpu (no GPU), float32, model {tiny_paddleocr_vl_dir}" in (
+        caplog.text
+    )
+    # And every document succeeded, its scanned pages read by the vlm engine
     _check_document(clients, settings, photo, ["vlm"])
     _check_document(clients, settings, mixed, ["text-layer", "vlm"])
     _check_document(clients, settings, scan, ["vlm"])
