@@ -74,6 +74,7 @@ EXPECTED_ACTIONS = {
         "ecr:GetDownloadUrlForLayer",
         "ecr:BatchCheckLayerAvailability",
         "autoscaling:SetInstanceProtection",  # no scale-in while it holds a document
+        "autoscaling:SetInstanceHealth",  # replaced when its worker container is unhealthy
     },
     "DlqFunctionRole": {
         "logs:CreateLogStream",

@@ -377,6 +377,7 @@ def test_user_data_is_valid_bash(template: dict) -> None:
 def test_worker_container_runs_the_image_on_the_gpu_with_its_logs_shipped(template: dict) -> None:
     user_data = _user_data(template)
     run = user_data[user_data.index("docker run") :]
+    run = run[: run.index('"$IMAGE"') + len('"$IMAGE"')]  # the command, up to its image
     for option in (
         "--gpus all",
         "--restart unless-stopped",
@@ -392,6 +393,22 @@ def test_worker_container_runs_the_image_on_the_gpu_with_its_logs_shipped(templa
     grace = float(_env_file(user_data)["PAGEDROP_SHUTDOWN_GRACE_S"])
     assert stop_timeout > grace + 10, "docker must wait longer than the worker's grace"
     assert run.rstrip().endswith('"$IMAGE"')
+
+
+def test_an_instance_whose_worker_is_unhealthy_is_replaced(template: dict) -> None:
+    # The user data installs a watch that runs every minute and marks the instance unhealthy
+    # (the group then replaces it) when the container's health check says unhealthy or it
+    # keeps restarting; an image that cannot be pulled does the same.
+    user_data = _user_data(template)
+    watch = re.search(r"<<'WATCH'\n(.*?)\nWATCH\n", user_data, re.S)
+    assert watch, "the user data writes the health watch"
+    script = watch.group(1)
+    assert "{{.State.Health.Status}}" in script and "{{.RestartCount}}" in script
+    assert "set-instance-health" in script and "--health-status Unhealthy" in script
+    assert "OnUnitActiveSec=1min" in user_data
+    assert "systemctl enable --now pagedrop-health-watch.timer" in user_data
+    pull_loop = user_data[user_data.index("for attempt in") : user_data.index("docker run")]
+    assert "mark_unhealthy" in pull_loop
 
 
 @pytest.mark.parametrize("engine", ["paddleocr-vl", "vlm"])
@@ -445,7 +462,11 @@ def test_the_group_name_is_the_same_for_group_policy_and_worker(template: dict) 
     group = resolver.resolve(template["Resources"]["WorkerGroup"]["Properties"])
     role = resolver.resolve(template["Resources"]["WorkerRole"]["Properties"])
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    (protection,) = [s for s in statements if s["Action"] == "autoscaling:SetInstanceProtection"]
+    (protection,) = [s for s in statements if "autoscaling:SetInstanceProtection" in s["Action"]]
+    assert set(protection["Action"]) == {
+        "autoscaling:SetInstanceProtection",
+        "autoscaling:SetInstanceHealth",
+    }
     name = group["AutoScalingGroupName"]
     assert protection["Resource"].endswith(f":autoScalingGroupName/{name}")
     assert _env_file(_user_data(template))["PAGEDROP_ASG_NAME"] == name
