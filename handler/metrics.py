@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from handler.settings import Settings
 
 SERVICE = "pagedrop"
-COUNT, SECONDS = "Count", "Seconds"
+COUNT, SECONDS, NONE = "Count", "Seconds", "None"
 
 # Powertools prints a metric set by itself (to stdout, past any sink) once one metric holds
 # 100 values; a flush hands it at most this many per line.
@@ -48,6 +48,10 @@ STALE_EVENTS_DROPPED = "StaleEventsDropped"
 LEASES_LOST = "LeasesLost"
 POISON_MESSAGES = "PoisonMessages"
 RECEIVE_ERRORS = "ReceiveErrors"
+GPU_BATCHES = "GpuBatches"  # by engine: generation batches run
+GPU_PAGES_PER_BATCH = "GpuPagesPerBatch"  # by engine: mean batch fill since the last flush
+GPU_SECONDS_PER_BATCH = "GpuSecondsPerBatch"  # by engine
+GPU_OUT_OF_MEMORY = "GpuOutOfMemory"  # by engine: batches split (or failed) for memory
 
 Sink = Callable[[str], None]
 _Dimensions = tuple[tuple[str, str], ...]
@@ -92,6 +96,10 @@ class Metrics:
 
     def seconds(self, name: str, value: float, **dimensions: str) -> None:
         self._add(name, SECONDS, max(0.0, value), dimensions)
+
+    def value(self, name: str, value: float, **dimensions: str) -> None:
+        """A plain number (unit None), kept value by value like seconds, never summed."""
+        self._add(name, NONE, value, dimensions)
 
     def _add(self, name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
         if self._sink is None:

@@ -41,6 +41,16 @@ class _Job(Generic[P, R]):
     future: Future[R]
 
 
+@dataclass(slots=True)
+class BatchStats:
+    """What a runner did since the stats were last taken (the worker's GPU metrics)."""
+
+    batches: int = 0  # batches that ran to the end (the halves of a split one count each)
+    pages: int = 0  # items in them
+    seconds: float = 0.0  # time in ``run`` for them
+    out_of_memory: int = 0  # batches that ran out of memory (and were split, or failed)
+
+
 class _Stop:
     """Queued by ``close`` after the last job: the thread ends when it reaches it."""
 
@@ -73,6 +83,7 @@ class BatchRunner(Generic[P, R]):
         self._on_oom = on_oom
         self._queue: queue.SimpleQueue[_Job[P, R] | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._stats = BatchStats()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=f"batches-{name}", daemon=True)
         self._thread.start()
@@ -90,6 +101,12 @@ class BatchRunner(Generic[P, R]):
                 raise RuntimeError(f"the {self.name} batch runner is closed")
             self._queue.put(_Job(item, future))
         return future
+
+    def take_stats(self) -> BatchStats:
+        """The counts since the last call, and start counting afresh."""
+        with self._lock:
+            taken, self._stats = self._stats, BatchStats()
+        return taken
 
     def close(self) -> None:
         """Run what is queued, then stop the thread (waits for it, unless called from it)."""
@@ -144,12 +161,12 @@ class BatchRunner(Generic[P, R]):
             except Exception as exc:
                 failure: Exception = exc
             else:
-                log.debug(
-                    "%s: batch of %d in %.2f s",
-                    self.name,
-                    len(chunk),
-                    time.perf_counter() - started,
-                )
+                seconds = time.perf_counter() - started
+                log.debug("%s: batch of %d in %.2f s", self.name, len(chunk), seconds)
+                with self._lock:
+                    self._stats.batches += 1
+                    self._stats.pages += len(chunk)
+                    self._stats.seconds += seconds
                 for job, result in zip(chunk, results, strict=True):
                     job.future.set_result(result)
                 continue
@@ -159,6 +176,8 @@ class BatchRunner(Generic[P, R]):
                 continue
             # the traceback's frames hold the failed batch's tensors: drop them before freeing
             failure.__traceback__ = None
+            with self._lock:
+                self._stats.out_of_memory += 1
             self._free_memory()
             if len(chunk) == 1:
                 chunk[0].future.set_exception(self._out_of_memory(failure))

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from handler.engines.base import PageResult
-from handler.engines.batching import BatchRunner
+from handler.engines.batching import BatchRunner, BatchStats
 from handler.engines.devices import is_cuda_oom, pick_device, release_cuda_memory
 from handler.engines.paddle_blocks import blocks_to_elements
 from handler.errors import EngineUnavailable
@@ -162,6 +162,10 @@ class PaddleOcrVlEngine:
 
     def convert(self, page: PageInput) -> PageResult:
         return self.submit(page).result()
+
+    def batch_stats(self) -> BatchStats:
+        """Batches, pages, GPU seconds and out-of-memory splits since the last call."""
+        return self._runner.take_stats()
 
     def release_memory(self) -> None:
         """Free cached GPU memory of paddle and torch (between documents, after OOM)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from handler.documents.pages import PageInput
 from handler.engines.base import Engine
+from handler.engines.batching import BatchStats
 from handler.errors import EngineUnavailable
 from handler.settings import Settings
 
@@ -77,6 +78,17 @@ class EngineSet:
             release = getattr(engine, "release_memory", None)
             if callable(release):
                 release()
+
+    def take_batch_stats(self) -> dict[str, BatchStats]:
+        """Each batching engine's :class:`BatchStats` since the last call, by engine name."""
+        with self._lock:
+            built = list(self._built.items())
+        taken: dict[str, BatchStats] = {}
+        for name, engine in built:
+            take = getattr(engine, "batch_stats", None)
+            if callable(take):
+                taken[name] = take()
+        return taken
 
     def for_page(self, page: PageInput, requested: str = AUTO) -> Engine:
         """The engine for one page: a forced engine, or the text layer where it is usable."""

@@ -200,6 +200,7 @@ class DocumentProcessor:
             if self._heartbeat is not None:
                 self._heartbeat.set_claim(None)
             self._engines.release_memory()  # GPU memory goes back between documents
+            self._observe.batches(self._engines.take_batch_stats())
 
     def _convert(self, ref: ObjectRef, info: ObjectInfo, out_prefix: str, claim: Claim) -> Status:
         started = time.monotonic()

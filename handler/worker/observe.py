@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from handler import metrics as m
+from handler.engines.batching import BatchStats
 from handler.errors import ErrorCategory
 from handler.events.model import ObjectRef
 from handler.metrics import Metrics
@@ -163,6 +164,23 @@ class DocumentObserver:
         if cause == LEASE_LOST:
             self._metrics.count(m.LEASES_LOST)
         self._per_page_seconds()
+
+    def batches(self, stats: Mapping[str, BatchStats]) -> None:
+        """The batching engines' work since the last document (handler/engines/batching.py).
+
+        With several document slots the engines are shared, so the numbers belong to the
+        worker's last stretch of time rather than to one document; summed, they are exact.
+        """
+        for engine, taken in stats.items():
+            if taken.out_of_memory:
+                self._metrics.count(m.GPU_OUT_OF_MEMORY, taken.out_of_memory, engine=engine)
+            if not taken.batches:
+                continue
+            self._metrics.count(m.GPU_BATCHES, taken.batches, engine=engine)
+            self._metrics.value(m.GPU_PAGES_PER_BATCH, taken.pages / taken.batches, engine=engine)
+            self._metrics.seconds(
+                m.GPU_SECONDS_PER_BATCH, taken.seconds / taken.batches, engine=engine
+            )
 
     def _end(self, ref: ObjectRef) -> None:
         latency = _since(ref.event_time, self._clock())

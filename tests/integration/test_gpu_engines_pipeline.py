@@ -56,6 +56,7 @@ def test_the_vlm_engine_converts_scans_and_leaves_text_pages_to_the_text_layer(
     clients: Clients,
     tiny_paddleocr_vl_dir: Path,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
@@ -84,6 +85,10 @@ def test_the_vlm_engine_converts_scans_and_leaves_text_pages_to_the_text_layer(
     _check_document(clients, settings, photo, ["vlm"])
     _check_document(clients, settings, mixed, ["text-layer", "vlm"])
     _check_document(clients, settings, scan, ["vlm"])
+    # And the worker published its GPU batches (EMF lines on stdout)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    batches = [blob for blob in emf if blob.get("engine") == "vlm" and "GpuBatches" in blob]
+    assert sum(sum(blob["GpuBatches"]) for blob in batches) >= 1
 
 
 def test_the_paddleocr_vl_engine_runs_its_transformers_backend(

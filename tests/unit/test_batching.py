@@ -128,6 +128,21 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_smaller_size(runners):
     assert all(len(batch) <= 2 for batch in run.batches[7:])
 
 
+def test_stats_count_batches_pages_and_out_of_memory_splits_since_last_taken(runners):
+    run = Recorder(fail=lambda items: FakeOom("CUDA out of memory") if len(items) > 2 else None)
+    runner = gated(
+        runners, run, batch_size=4, wait_s=0, is_oom=lambda exc: isinstance(exc, FakeOom)
+    )
+    futures = [runner.submit(i) for i in range(4)]
+    run.open()
+    assert [f.result(WAIT) for f in futures] == [0, 10, 20, 30]
+    stats = runner.take_stats()
+    # the gate's batch of 1, then the batch of 4 that ran out of memory and its halves
+    assert (stats.batches, stats.pages, stats.out_of_memory) == (3, 5, 1)
+    assert stats.seconds >= 0
+    assert runner.take_stats().batches == 0  # taken: counting starts afresh
+
+
 def test_out_of_memory_on_a_single_item_is_a_transient_error(runners):
     freed = []
     run = Recorder(fail=lambda items: FakeOom("CUDA out of memory"))

@@ -109,3 +109,30 @@ def test_seconds_since_an_event_time() -> None:
     assert _since(None, 1704067200.0) is None
     assert _since("not a time", 1704067200.0) is None
     assert _since("2024-01-01T00:00:00", 1704067200.0) is None  # no zone: not guessed
+
+
+def test_gpu_batch_metrics_per_engine() -> None:
+    # Given a batching engine's work since the last document: 3 batches of 7 pages, one split
+    from handler.engines.batching import BatchStats
+    from handler.worker.observe import DocumentObserver
+
+    lines: list[str] = []
+    metrics = Metrics("pagedrop-test", sink=lines.append)
+    observer = DocumentObserver(metrics)
+    observer.batches(
+        {
+            "vlm": BatchStats(batches=3, pages=21, seconds=6.0, out_of_memory=1),
+            "paddleocr-vl": BatchStats(),  # built, nothing run: nothing published
+        }
+    )
+    metrics.flush()
+    # Then they are published by engine: batches, mean fill, mean seconds, OOM splits
+    (blob,) = _emf(lines)
+    assert blob["engine"] == "vlm"
+    assert blob[m.GPU_BATCHES] == [3]
+    assert blob[m.GPU_PAGES_PER_BATCH] == [7.0]
+    assert blob[m.GPU_SECONDS_PER_BATCH] == [2.0]
+    assert blob[m.GPU_OUT_OF_MEMORY] == [1]
+    units = {d["Name"]: d["Unit"] for d in _metric(blob)["Metrics"]}
+    assert units[m.GPU_PAGES_PER_BATCH] == "None"
+    assert units[m.GPU_SECONDS_PER_BATCH] == "Seconds"

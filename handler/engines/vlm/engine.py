@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from handler.engines.base import PageResult
-from handler.engines.batching import BatchRunner
+from handler.engines.batching import BatchRunner, BatchStats
 from handler.engines.devices import (
     gpu_summary,
     is_cuda_oom,
@@ -128,6 +128,10 @@ class VlmEngine:
 
     def convert(self, page: PageInput) -> PageResult:
         return self.submit(page).result()
+
+    def batch_stats(self) -> BatchStats:
+        """Batches, pages, GPU seconds and out-of-memory splits since the last call."""
+        return self._runner.take_stats()
 
     def release_memory(self) -> None:
         """Free cached GPU memory (between documents)."""
