@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -23,6 +22,7 @@ from handler.console.errors import ConsoleError
 from handler.console.tables import format_duration, render_table
 from handler.status.model import FINAL_STATUSES, Status, StatusItem
 from handler.status.store import StatusStore
+from handler.status.summary import duration_s, plain
 
 QUEUED = "QUEUED"
 NOT_FOUND = "NOT FOUND"
@@ -72,13 +72,7 @@ class DocumentView:
 
     def duration_s(self, now: datetime) -> float | None:
         """Started to finished, or to ``now`` while it runs."""
-        started = _parse_time(self.raw.get("started_at"))
-        if started is None:
-            return None
-        finished = _parse_time(self.raw.get("finished_at"))
-        if finished is None and self.status in FINAL_STATUSES:
-            return None  # marked FAILED without a start of ours (e.g. exhausted): no duration
-        return ((finished or now) - started).total_seconds()
+        return duration_s(self.raw, now)
 
     def row(self, now: datetime) -> tuple[str, ...]:
         duration = format_duration(self.duration_s(now))
@@ -91,7 +85,7 @@ class DocumentView:
     def as_json(self) -> dict[str, Any]:
         if self.item is None:
             return {"key": self.key, "status": self.status}
-        return _plain(self.raw)
+        return plain(self.raw)
 
 
 def status_table(views: Sequence[DocumentView], now: datetime | None = None) -> str:
@@ -229,23 +223,3 @@ def _from_item(item: StatusItem, key: str | None = None) -> DocumentView:
 
 def _from_ddb(raw: dict[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in raw.items()}
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB's Decimals and sets as JSON numbers and lists."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
-    return value
