@@ -74,3 +74,15 @@ def upload(clients: Clients, settings: Settings, path: Path, relative: str) -> s
     key = settings.input_prefix + relative
     clients.s3.upload_file(str(path), settings.bucket, key)
     return key
+
+
+def read_outputs(clients: Clients, settings: Settings, key: str) -> dict[str, bytes]:
+    """Every output file of the document at input ``key``, by its path under its prefix."""
+    prefix = settings.output_prefix + key[len(settings.input_prefix) :] + "/"
+    listing = clients.s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix)
+    return {
+        o["Key"][len(prefix) :]: clients.s3.get_object(Bucket=settings.bucket, Key=o["Key"])[
+            "Body"
+        ].read()
+        for o in listing.get("Contents", [])
+    }

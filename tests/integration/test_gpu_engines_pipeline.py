@@ -18,27 +18,16 @@ import pytest
 from handler.aws import Clients
 from handler.settings import Settings
 from handler.worker.build import status_store
-from tests.conftest import DATA, SAMPLES, drain, upload
+from tests.conftest import DATA, SAMPLES, drain, read_outputs, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
-
-
-def _outputs(clients: Clients, settings: Settings, key: str) -> dict[str, bytes]:
-    prefix = settings.output_prefix + key[len(settings.input_prefix) :] + "/"
-    listing = clients.s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix)
-    return {
-        o["Key"][len(prefix) :]: clients.s3.get_object(Bucket=settings.bucket, Key=o["Key"])[
-            "Body"
-        ].read()
-        for o in listing.get("Contents", [])
-    }
 
 
 def _check_document(clients: Clients, settings: Settings, key: str, engines: list[str]) -> None:
     item = status_store(settings, clients).get(f"{settings.bucket}/{key}")
     assert item is not None, key
     assert item.raw["status"] == "SUCCEEDED", item.raw.get("error")
-    outputs = _outputs(clients, settings, key)
+    outputs = read_outputs(clients, settings, key)
     manifest = json.loads(outputs["manifest.json"])
     assert [page["engine"] for page in manifest["pages"]] == engines
     elements = json.loads(outputs["elements.json"])

@@ -28,7 +28,7 @@ from handler.aws import Clients
 from handler.settings import Settings
 from handler.storage.keys import LONGEST_OUTPUT_NAME, MAX_KEY_BYTES
 from handler.worker.build import status_store
-from tests.conftest import drain
+from tests.conftest import drain, read_outputs
 from tests.hostile_files import (
     jpeg_cut_short,
     pdf_claiming_pages,
@@ -227,17 +227,6 @@ def _seconds(item: dict[str, Any]) -> float:
     return (datetime.fromisoformat(item["finished_at"]) - started).total_seconds()
 
 
-def _outputs(clients: Clients, settings: Settings, key: str) -> dict[str, bytes]:
-    prefix = settings.output_prefix + key[len(settings.input_prefix) :] + "/"
-    listing = clients.s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix)
-    return {
-        o["Key"][len(prefix) :]: clients.s3.get_object(Bucket=settings.bucket, Key=o["Key"])[
-            "Body"
-        ].read()
-        for o in listing.get("Contents", [])
-    }
-
-
 def _assert_queue_empty(clients: Clients, settings: Settings) -> None:
     attrs = clients.sqs.get_queue_attributes(QueueUrl=settings.queue_url, AttributeNames=["All"])[
         "Attributes"
@@ -249,7 +238,7 @@ def _assert_queue_empty(clients: Clients, settings: Settings) -> None:
 def _assert_good(clients: Clients, settings: Settings, key: str, label: str) -> None:
     item = _item(clients, settings, key)
     assert item["status"] == "SUCCEEDED", (key, item.get("error"))
-    assert f"{label} page 1." in _outputs(clients, settings, key)["document.md"].decode()
+    assert f"{label} page 1." in read_outputs(clients, settings, key)["document.md"].decode()
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -274,7 +263,7 @@ def test_hostile_files_end_in_a_clear_final_state_and_the_worker_goes_on(
         item = _item(clients, stack_settings, key)
         assert item["status"] == case.status, (case.name, item.get("error"))
         assert _seconds(item) < PER_DOCUMENT_BOUND_S, case.name
-        outputs = _outputs(clients, stack_settings, key)
+        outputs = read_outputs(clients, stack_settings, key)
         if case.status == "FAILED":
             error = item["error"]
             assert error["category"] == case.category, (case.name, error)
@@ -405,7 +394,7 @@ def test_hostile_keys_end_in_a_final_state_with_outputs_at_their_literal_path(
         assert item["status"] == "SUCCEEDED", (name, item.get("error"))
         prefix = stack_settings.output_prefix + key[len(stack_settings.input_prefix) :] + "/"
         assert item["output_prefix"] == prefix
-        outputs = _outputs(clients, stack_settings, key)
+        outputs = read_outputs(clients, stack_settings, key)
         assert set(outputs) == OUTPUT_NAMES, name
         manifest = json.loads(outputs["manifest.json"])
         assert manifest["source"]["key"] == key, name
@@ -450,4 +439,4 @@ def test_a_shorter_new_version_under_a_key_with_a_control_character_replaces_the
     # Then it succeeds and only its own outputs are left
     item = _item(clients, stack_settings, key)
     assert item["status"] == "SUCCEEDED", item
-    assert set(_outputs(clients, stack_settings, key)) == OUTPUT_NAMES
+    assert set(read_outputs(clients, stack_settings, key)) == OUTPUT_NAMES

@@ -14,7 +14,7 @@ import pytest
 from handler.aws import Clients
 from handler.settings import Settings
 from handler.worker.build import status_store
-from tests.conftest import DATA, SAMPLES, drain, upload
+from tests.conftest import DATA, SAMPLES, drain, read_outputs, upload
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,6 @@ def _item(clients: Clients, settings: Settings, key: str) -> dict:
     item = status_store(settings, clients).get(f"{settings.bucket}/{key}")
     assert item is not None, f"no status item for {key}"
     return item.raw
-
-
-def _outputs(clients: Clients, settings: Settings, key: str) -> dict[str, bytes]:
-    prefix = settings.output_prefix + key[len(settings.input_prefix) :] + "/"
-    listing = clients.s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix)
-    return {
-        o["Key"][len(prefix) :]: _get(clients, settings, o["Key"])
-        for o in listing.get("Contents", [])
-    }
 
 
 def test_born_digital_scan_and_mixed_documents_all_succeed(
@@ -58,7 +49,7 @@ def test_born_digital_scan_and_mixed_documents_all_succeed(
         item = _item(clients, stack_settings, key)
         assert item["status"] == "SUCCEEDED", (name, item.get("error"))
         assert item["pages_done"] == item["pages_total"] > 0
-        outputs = _outputs(clients, stack_settings, key)
+        outputs = read_outputs(clients, stack_settings, key)
         assert {"document.md", "elements.json", "manifest.json", "pages/0001.md"} <= set(outputs)
         manifest = json.loads(outputs["manifest.json"])
         assert manifest["status"] == "SUCCEEDED"
@@ -69,9 +60,9 @@ def test_born_digital_scan_and_mixed_documents_all_succeed(
             data = _get(clients, stack_settings, entry["key"])
             assert entry["bytes"] == len(data)
             assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-    mixed = json.loads(_outputs(clients, stack_settings, keys["mixed"])["manifest.json"])
+    mixed = json.loads(read_outputs(clients, stack_settings, keys["mixed"])["manifest.json"])
     assert [p["engine"] for p in mixed["pages"]] == ["text-layer", "rapidocr"]
-    scan_md = _outputs(clients, stack_settings, keys["scan"])["document.md"].decode()
+    scan_md = read_outputs(clients, stack_settings, keys["scan"])["document.md"].decode()
     assert "quick brown dog" in scan_md
 
 
@@ -86,7 +77,7 @@ def test_born_digital_markdown_keeps_every_word_of_the_text_layer(
     # Then every word of its text layer is in document.md
     # (compared after NFKC, which spells out ligatures such as "ﬃ", and with words that
     # the PDF hyphenated at a line end joined, as pagedrop joins them)
-    markdown = _outputs(clients, stack_settings, key)["document.md"].decode()
+    markdown = read_outputs(clients, stack_settings, key)["document.md"].decode()
     found = set(re.findall(r"\w+", unicodedata.normalize("NFKC", markdown)))
     with pymupdf.open(source) as pdf:
         text = "".join(page.get_text() for page in pdf)
@@ -101,7 +92,7 @@ def test_elements_json_follows_the_element_contract(
 ) -> None:
     key = upload(clients, stack_settings, SAMPLES / "mixed.pdf", "contract/mixed.pdf")
     drain(stack_settings, clients)
-    elements = json.loads(_outputs(clients, stack_settings, key)["elements.json"])
+    elements = json.loads(read_outputs(clients, stack_settings, key)["elements.json"])
     assert elements, "no elements"
     types = {
         "Title",
@@ -145,7 +136,7 @@ def test_hostile_file_fails_with_its_category_and_the_worker_goes_on(
     assert item["status"] == "FAILED"
     assert item["error"]["category"] == category
     assert item["error"]["message"].endswith(".")
-    assert "manifest.json" not in _outputs(clients, stack_settings, bad)
+    assert "manifest.json" not in read_outputs(clients, stack_settings, bad)
     # ... and the next document is converted all the same; the queue is empty
     assert _item(clients, stack_settings, good)["status"] == "SUCCEEDED"
     attrs = clients.sqs.get_queue_attributes(
@@ -162,7 +153,7 @@ def test_a_pdf_named_png_is_read_as_a_pdf(stack_settings: Settings, clients: Cli
     drain(stack_settings, clients)
     item = _item(clients, stack_settings, key)
     assert item["status"] == "SUCCEEDED", item.get("error")
-    manifest = json.loads(_outputs(clients, stack_settings, key)["manifest.json"])
+    manifest = json.loads(read_outputs(clients, stack_settings, key)["manifest.json"])
     assert manifest["source"]["content_type"] == "application/pdf"
 
 
@@ -266,7 +257,7 @@ def test_a_new_version_replaces_the_outputs_of_the_old(
     head = clients.s3.head_object(Bucket=stack_settings.bucket, Key=key)
     assert item["status"] == "SUCCEEDED"
     assert item["etag"] == head["ETag"].strip('"')
-    outputs = _outputs(clients, stack_settings, key)
+    outputs = read_outputs(clients, stack_settings, key)
     assert json.loads(outputs["manifest.json"])["page_count"] == 1
     assert not any(name.startswith("pages/0002") for name in outputs)
 
@@ -291,7 +282,7 @@ def test_object_metadata_chooses_engine_pages_and_languages(
     # When it is converted
     drain(stack_settings, clients)
     # Then only page 2 was converted, by OCR, and its elements carry the declared language
-    outputs = _outputs(clients, stack_settings, key)
+    outputs = read_outputs(clients, stack_settings, key)
     manifest = json.loads(outputs["manifest.json"])
     assert [(p["page"], p["engine"]) for p in manifest["pages"]] == [(2, "rapidocr")]
     assert "pages/0001.md" not in outputs
@@ -330,5 +321,7 @@ def test_every_hostile_file_ends_in_a_clear_final_state(
         assert item["status"] == status, (name, item.get("error"))
         if category:
             assert item["error"]["category"] == category, name
-    dual = _outputs(clients, stack_settings, keys["safedocs__Dual-startxref.pdf"])["document.md"]
+    dual = read_outputs(clients, stack_settings, keys["safedocs__Dual-startxref.pdf"])[
+        "document.md"
+    ]
     assert b"Second startxref" in dual and b"First startxref" not in dual
